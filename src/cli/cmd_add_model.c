@@ -1,0 +1,11 @@
+/* cmd_add_model.c — placeholder until the command lands; says so plainly. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+
+int cmd_add_model(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "ipr %s: not implemented yet\n", argv[0]);
+    return 1;
+}

@@ -1,0 +1,11 @@
+/* cmd_embed.c — placeholder until the command lands; says so plainly. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+
+int cmd_embed(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "ipr %s: not implemented yet\n", argv[0]);
+    return 1;
+}
