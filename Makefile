@@ -10,7 +10,7 @@ BUILD   ?= build
 WARN     = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -fPIC -pthread -MMD -MP
-PKGS     = libcjson libutf8proc libxxhash sqlite3 libmicrohttpd libcurl
+PKGS     = libcjson libutf8proc libxxhash sqlite3 libmicrohttpd libcurl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += $(PKG_CFLAGS)

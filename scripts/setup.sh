@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential clang pkg-config
-      libcjson-dev libutf8proc-dev libxxhash-dev libsqlite3-dev
+      libcjson-dev libutf8proc-dev libxxhash-dev libsqlite3-dev zlib1g-dev
       libmicrohttpd-dev libcurl4-openssl-dev
       nodejs npm python3-numpy wrk sqlite3 curl)
 

@@ -43,6 +43,7 @@ struct ipr_dataset {
     double *scores;             /* (n, n_models) quality in [0,1], NaN = no label */
     double *costs;              /* (n, n_models) USD, NaN = unknown */
     size_t cap;                 /* allocated prompt rows (internal) */
+    void *id_index;             /* internal: id -> row hash index, NULL until needed */
 };
 
 /* Dataset lifecycle and building. ipr_dataset_add copies its strings and
@@ -60,6 +61,11 @@ static inline double *ipr_dataset_cost(const struct ipr_dataset *ds, size_t i, s
 /* JSON Lines I/O. Read errors name the file and line (ipr_error_message). */
 int ipr_dataset_read(const char *path, struct ipr_dataset **out);
 int ipr_dataset_write(const struct ipr_dataset *ds, const char *path);
+/* Parses JSON Lines from memory; name is used in error messages ("NAME:LINE:
+ * what"). A path ending in ".gz" (or gzip data) is read and written
+ * compressed; reading "x.jsonl" falls back to "x.jsonl.gz" when only that
+ * exists. On failure *out is NULL. */
+int ipr_dataset_parse(const char *buf, size_t len, const char *name, struct ipr_dataset **out);
 
 /* 64-bit content checksum of a dataset (ids, prompts, labels, costs), used to
  * record in a router bundle which data trained it. */
