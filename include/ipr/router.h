@@ -109,6 +109,11 @@ void ipr_router_ctx_free(struct ipr_router_ctx *ctx);
 int ipr_router_predict(const struct ipr_router *r, struct ipr_router_ctx *ctx,
                        const char *text, size_t len, double *pred);
 
+/* Predictions for n prompts on `threads` threads (0 = all cores): P is
+ * (n, registry size), row i identical to ipr_router_predict on texts[i]. */
+int ipr_router_predict_batch(const struct ipr_router *r, const char *const *texts, size_t n, int threads,
+                             double *P);
+
 /* Expected cost of every registry model for one prompt (cost: n doubles). */
 void ipr_router_expected_costs(const struct ipr_router *r, const char *text, size_t len, double *cost);
 

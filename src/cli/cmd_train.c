@@ -1,11 +1,376 @@
-/* cmd_train.c — placeholder until the command lands; says so plainly. */
+/*
+ * cmd_train.c — `ipr train`: embed the training prompts with the frozen
+ * encoder, train the quality estimators, pick the default rule and tau on the
+ * validation rows, and write the router bundle.
+ */
 #include "cli/cli.h"
+#include "cli/train_common.h"
+#include "ipr/bundle.h"
+#include "ipr/encoder.h"
+#include "ipr/err.h"
+#include "ipr/eval.h"
+#include "ipr/qe.h"
 
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void progress_cb(void *arg, size_t done) { cli_progress_update(arg, done); }
+
+static const char usage[] =
+    "usage: ipr train --data TRAIN.jsonl [--data MORE.jsonl...] --registry R.json [--registry R2.json...]\n"
+    "                 -o ROUTER.ipr [--val VAL.jsonl] [--encoder FILE] [--input full|view|full+view]\n"
+    "                 [--models a,b,...] [--rule range|dynmax|difference] [--tau T] [--delta D]\n"
+    "                 [--hidden N] [--adapter-hidden N] [--epochs N] [--batch N] [--lr X] [--weight-decay X]\n"
+    "                 [--pairwise X] [--dropout X] [--patience N] [--seed N] [--threads N] [--val-frac F]\n"
+    "Without --val, a validation part (--val-frac, default 0.1) is carved from the training data by a\n"
+    "hash of the id; it drives early stopping, calibration and the default tau.\n";
+
+/* Keeps only the registry models named in list (comma-separated). */
+static int restrict_models(struct ipr_registry *reg, const char *list)
+{
+    char *dup = strdup(list);
+    if (!dup)
+        return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+    uint8_t keep[IPR_MAX_MODELS] = { 0 };
+    for (char *s = strtok(dup, ","); s; s = strtok(NULL, ",")) {
+        int k = ipr_registry_find(reg, s);
+        if (k < 0) {
+            int rc = ipr_error_set(IPR_ERR_NOTFOUND, "--models: '%s' is not in the registry", s);
+            free(dup);
+            return rc;
+        }
+        keep[k] = 1;
+    }
+    free(dup);
+    size_t w = 0;
+    for (size_t m = 0; m < reg->n; m++) {
+        if (keep[m]) {
+            reg->models[w++] = reg->models[m];
+            continue;
+        }
+        free(reg->models[m].name);
+        free(reg->models[m].family);
+        free(reg->models[m].upstream.base_url);
+        free(reg->models[m].upstream.api_key_env);
+        free(reg->models[m].upstream.model);
+    }
+    reg->n = w;
+    if (reg->fallback && ipr_registry_find(reg, reg->fallback) < 0) {
+        free(reg->fallback);
+        reg->fallback = NULL;
+    }
+    return w ? IPR_OK : ipr_error_set(IPR_ERR_INVAL, "--models leaves no model");
+}
+
+static int parse_config(struct cli_opt *o, size_t n, struct ipr_qe_config *cfg)
+{
+    static const struct { const char *name; int is_int; size_t off; } map[] = {
+        { "hidden", 1, offsetof(struct ipr_qe_config, hidden) },
+        { "adapter-hidden", 1, offsetof(struct ipr_qe_config, adapter_hidden) },
+        { "epochs", 1, offsetof(struct ipr_qe_config, max_epochs) },
+        { "batch", 1, offsetof(struct ipr_qe_config, batch) },
+        { "patience", 1, offsetof(struct ipr_qe_config, patience) },
+        { "threads", 1, offsetof(struct ipr_qe_config, threads) },
+        { "lr", 0, offsetof(struct ipr_qe_config, lr) },
+        { "weight-decay", 0, offsetof(struct ipr_qe_config, weight_decay) },
+        { "pairwise", 0, offsetof(struct ipr_qe_config, pairwise_weight) },
+        { "dropout", 0, offsetof(struct ipr_qe_config, dropout) },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const char *v = cli_get(o, n, map[i].name);
+        if (!v)
+            continue;
+        double d;
+        if (cli_double(v, &d) || d < 0 || (map[i].is_int && (d != floor(d) || d > 1e9)))
+            return ipr_error_set(IPR_ERR_INVAL, "--%s: bad value '%s'", map[i].name, v);
+        if (map[i].is_int)
+            *(int *)((char *)cfg + map[i].off) = (int)d;
+        else
+            *(double *)((char *)cfg + map[i].off) = d;
+    }
+    const char *seed = cli_get(o, n, "seed");
+    long s;
+    if (seed) {
+        if (cli_long(seed, &s) || s < 0)
+            return ipr_error_set(IPR_ERR_INVAL, "--seed: bad value '%s'", seed);
+        cfg->seed = (uint64_t)s;
+    }
+    return IPR_OK;
+}
+
+/* Expected costs of every (row, model) under reg. */
+static double *expected_costs(const struct ipr_registry *reg, const struct table *t)
+{
+    double *E = malloc((t->n * t->m + 1) * sizeof *E);
+    if (!E)
+        return NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t tok = ipr_count_tokens(t->texts[i], strlen(t->texts[i]));
+        for (size_t m = 0; m < t->m; m++)
+            E[i * t->m + m] = ipr_registry_expected_cost(reg, m, tok);
+    }
+    return E;
+}
+
+/* Validation figures recorded in the bundle, and the default tau. */
+static char *validation_report(const struct ipr_bundle *b, const struct table *t, const float *X, size_t d,
+                               const double *E, const struct ipr_qe_report *rep)
+{
+    size_t m = t->m, nv = 0;
+    for (size_t i = 0; i < t->n; i++)
+        nv += t->is_val[i];
+    double *P = malloc((nv * m + 1) * sizeof *P), *q = malloc((nv * m + 1) * sizeof *q);
+    double *c = malloc((nv * m + 1) * sizeof *c), *e = malloc((nv * m + 1) * sizeof *e);
+    float *scratch = malloc((ipr_qe_scratch_floats(b->qe) + 1) * sizeof *scratch);
+    cJSON *o = cJSON_CreateObject();
+    char *out = NULL;
+    if (!P || !q || !c || !e || !scratch || !o)
+        goto done;
+    size_t r = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->is_val[i])
+            continue;
+        ipr_qe_predict(b->qe, X + i * d, scratch, P + r * m);
+        for (size_t k = 0; k < m; k++) {
+            double y = t->y[i * m + k], cc = t->c[i * m + k];
+            q[r * m + k] = isnan(y) ? 0.0 : y;
+            e[r * m + k] = E[i * m + k];
+            c[r * m + k] = isnan(cc) ? E[i * m + k] : cc;
+        }
+        r++;
+    }
+    cJSON_AddNumberToObject(o, "n", (double)nv);
+    cJSON_AddNumberToObject(o, "epochs", rep->epochs);
+    cJSON_AddNumberToObject(o, "best_epoch", rep->best_epoch);
+    cJSON_AddNumberToObject(o, "train_loss", rep->train_loss);
+    cJSON_AddNumberToObject(o, "val_loss", rep->val_loss);
+    cJSON_AddNumberToObject(o, "val_mae", rep->val_mae);
+    cJSON_AddNumberToObject(o, "train_seconds", rep->seconds);
+    struct ipr_eval_ref ref;
+    if (nv > 0 && ipr_eval_ref_compute(q, c, nv, m, &ref) == IPR_OK) {
+        double taus[IPR_EVAL_N_TAUS];
+        for (size_t k = 0; k < IPR_EVAL_N_TAUS; k++)
+            taus[k] = ipr_eval_tau(k);
+        struct ipr_eval_curve cv;
+        if (ipr_eval_curve_run(q, c, e, nv, m, b->meta.default_rule, b->meta.delta, taus, IPR_EVAL_N_TAUS,
+                               ipr_eval_pred_matrix, P, NULL, &cv) == IPR_OK) {
+            struct ipr_eval_summary s;
+            ipr_eval_summarise(&ref, cv.quality, cv.cost, cv.k, &s);
+            cJSON_AddItemToObject(o, "arqgc", isfinite(s.arqgc) ? cJSON_CreateNumber(s.arqgc) : cJSON_CreateNull());
+            cJSON_AddItemToObject(o, "cost_save_at_parity",
+                                  isfinite(s.save_parity) ? cJSON_CreateNumber(s.save_parity) : cJSON_CreateNull());
+            ipr_eval_curve_free(&cv);
+        }
+        cJSON_AddStringToObject(o, "strongest", b->reg->models[ref.strongest].name);
+        ipr_eval_ref_free(&ref);
+    }
+    ((struct ipr_bundle *)b)->meta.default_tau =
+        nv ? choose_default_tau(P, q, e, c, nv, m, b->meta.default_rule, b->meta.delta) : 0.0;
+    cJSON_AddNumberToObject(o, "default_tau", b->meta.default_tau);
+    out = cJSON_PrintUnformatted(o);
+done:
+    cJSON_Delete(o);
+    free(P), free(q), free(c), free(e), free(scratch);
+    return out;
+}
 
 int cmd_train(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "ipr %s: not implemented yet\n", argv[0]);
-    return 1;
+    struct cli_opt o[] = {
+        { "data", 1, NULL, 1, { 0 }, 0 }, { "registry", 1, NULL, 1, { 0 }, 0 }, { "val", 1, NULL, 1, { 0 }, 0 },
+        { "o", 1, NULL, 0, { 0 }, 0 }, { "output", 1, NULL, 0, { 0 }, 0 }, { "encoder", 1, NULL, 0, { 0 }, 0 },
+        { "input", 1, NULL, 0, { 0 }, 0 }, { "models", 1, NULL, 0, { 0 }, 0 }, { "rule", 1, NULL, 0, { 0 }, 0 },
+        { "tau", 1, NULL, 0, { 0 }, 0 }, { "delta", 1, NULL, 0, { 0 }, 0 }, { "hidden", 1, NULL, 0, { 0 }, 0 },
+        { "adapter-hidden", 1, NULL, 0, { 0 }, 0 }, { "epochs", 1, NULL, 0, { 0 }, 0 },
+        { "batch", 1, NULL, 0, { 0 }, 0 }, { "lr", 1, NULL, 0, { 0 }, 0 }, { "weight-decay", 1, NULL, 0, { 0 }, 0 },
+        { "pairwise", 1, NULL, 0, { 0 }, 0 }, { "dropout", 1, NULL, 0, { 0 }, 0 },
+        { "patience", 1, NULL, 0, { 0 }, 0 }, { "seed", 1, NULL, 0, { 0 }, 0 }, { "threads", 1, NULL, 0, { 0 }, 0 },
+        { "val-frac", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 }, { "help", 0, NULL, 0, { 0 }, 0 },
+    };
+    const size_t no = sizeof o / sizeof o[0];
+    const char *pos[4];
+    int npos, rc;
+    /* "-o" is accepted as "--o". */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-o") == 0)
+            argv[i] = "--o";
+    if (cli_parse(argc, argv, o, no, pos, 4, &npos) != 0)
+        return 2;
+    if (cli_flag(o, no, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    const char *outp = cli_get(o, no, "o") ? cli_get(o, no, "o") : cli_get(o, no, "output");
+    struct cli_opt *od = &o[0], *orr = &o[1], *ov = &o[2];
+    if (npos || !outp || !od->n_values || !orr->n_values) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    int quiet = cli_flag(o, no, "quiet");
+    struct ipr_qe_config cfg;
+    ipr_qe_config_default(&cfg);
+    cfg.verbose = !quiet;
+    if ((rc = parse_config(o, no, &cfg)) != IPR_OK)
+        return cli_fail("train", rc);
+    double val_frac = 0.1, tau = -1, delta = 0;
+    enum ipr_rule rule = IPR_RULE_RANGE;
+    enum ipr_input_mode input = IPR_INPUT_FULL_VIEW;
+    const char *s;
+    if ((s = cli_get(o, no, "val-frac")) && (cli_double(s, &val_frac) || val_frac <= 0 || val_frac >= 1))
+        return cli_fail("train", ipr_error_set(IPR_ERR_INVAL, "--val-frac must be in (0,1)"));
+    if ((s = cli_get(o, no, "tau")) && (cli_double(s, &tau) || tau < 0 || tau > 1))
+        return cli_fail("train", ipr_error_set(IPR_ERR_INVAL, "--tau must be in [0,1]"));
+    if ((s = cli_get(o, no, "delta")) && (cli_double(s, &delta) || delta < 0))
+        return cli_fail("train", ipr_error_set(IPR_ERR_INVAL, "--delta must be >= 0"));
+    if ((s = cli_get(o, no, "input")) && (rc = ipr_input_mode_parse(s, &input)) != IPR_OK)
+        return cli_fail("train", rc);
+
+    struct ipr_dataset *ds[32] = { 0 };
+    struct ipr_registry *reg = NULL;
+    int n_ds = od->n_values + ov->n_values;
+    if (n_ds > 32)
+        return cli_fail("train", ipr_error_set(IPR_ERR_LIMIT, "at most 32 data files"));
+    const char *files[32];
+    for (int i = 0; i < od->n_values; i++)
+        files[i] = od->values[i];
+    for (int i = 0; i < ov->n_values; i++)
+        files[od->n_values + i] = ov->values[i];
+    if ((rc = load_inputs("train", files, n_ds, orr->values, orr->n_values, ds, &reg)) != IPR_OK)
+        return cli_fail("train", rc);
+
+    struct ipr_encoder *enc = NULL;
+    struct ipr_bundle b = { 0 };
+    struct table t = { 0 };
+    float *X = NULL, *xt = NULL, *xv = NULL;
+    double *yt = NULL, *yv = NULL, *E = NULL;
+    char encpath[4096];
+    int ret = 1;
+    if ((s = cli_get(o, no, "models")) && (rc = restrict_models(reg, s)) != IPR_OK)
+        goto fail;
+    if ((s = cli_get(o, no, "rule")))
+        rc = ipr_rule_parse(s, &rule);
+    else
+        rule = reg->n == 2 ? IPR_RULE_DIFFERENCE : IPR_RULE_RANGE; /* range degenerates with two */
+    if (rc != IPR_OK)
+        goto fail;
+    if (!(s = cli_get(o, no, "encoder"))) {
+        if ((rc = ipr_encoder_default_path(encpath, sizeof encpath)) != IPR_OK)
+            goto fail;
+        s = encpath;
+    }
+    if ((rc = ipr_encoder_open(s, &enc)) != IPR_OK) {
+        ipr_error_wrap(rc, "encoder %s (run 'ipr encoder fetch' first)", s);
+        goto fail;
+    }
+    if ((rc = table_build(ds, (size_t)n_ds, reg, &t)) != IPR_OK)
+        goto fail;
+    size_t n_train_rows = 0;
+    for (int i = 0; i < od->n_values; i++)
+        n_train_rows += ds[i]->n;
+    table_split(&t, n_train_rows, val_frac);
+    for (size_t m = 0; m < t.m; m++) {
+        size_t labelled = 0;
+        for (size_t i = 0; i < t.n; i++)
+            labelled += !t.is_val[i] && !isnan(t.y[i * t.m + m]);
+        if (!labelled) {
+            rc = ipr_error_set(IPR_ERR_INVAL, "model '%s' has no label in the training data", reg->models[m].name);
+            goto fail;
+        }
+    }
+
+    /* The boilerplate view is learned from training rows only. */
+    if (input != IPR_INPUT_FULL) {
+        size_t nt = 0;
+        const char **tx = malloc((t.n + 1) * sizeof *tx);
+        size_t *tl = malloc((t.n + 1) * sizeof *tl);
+        if (!tx || !tl) {
+            free(tx), free(tl);
+            rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < t.n; i++)
+            if (!t.is_val[i]) {
+                tx[nt] = t.texts[i];
+                tl[nt++] = strlen(t.texts[i]);
+            }
+        rc = ipr_view_learn(tx, tl, nt, &b.view);
+        free(tx), free(tl);
+        if (rc != IPR_OK)
+            goto fail;
+    }
+    size_t d = enc->dim * (input == IPR_INPUT_FULL_VIEW ? 2 : 1);
+    X = malloc((t.n * d + 1) * sizeof *X);
+    if (!X) {
+        rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory for %zu x %zu features", t.n, d);
+        goto fail;
+    }
+    struct cli_progress pg;
+    double t0 = cli_now();
+    cli_progress_start(&pg, "embed", t.n);
+    if (quiet)
+        pg.enabled = 0;
+    rc = ipr_features_batch(enc, b.view, input, t.texts, t.n, cfg.threads, X, progress_cb, &pg);
+    cli_progress_end(&pg);
+    if (rc != IPR_OK)
+        goto fail;
+    double t_embed = cli_now() - t0;
+
+    size_t ntr, nva;
+    if ((rc = table_rows(&t, X, d, 0, &xt, &yt, &ntr)) != IPR_OK ||
+        (rc = table_rows(&t, X, d, 1, &xv, &yv, &nva)) != IPR_OK)
+        goto fail;
+    struct ipr_qe_data dtr = { ntr, d, t.m, xt, yt }, dva = { nva, d, t.m, xv, yv };
+    struct ipr_qe_report rep = { 0 };
+    if ((rc = ipr_qe_train(&cfg, &dtr, nva ? &dva : NULL, &b.qe, &rep)) != IPR_OK)
+        goto fail;
+
+    b.reg = reg;
+    struct ipr_bundle_meta *m = &b.meta;
+    snprintf(m->encoder_name, sizeof m->encoder_name, "%s", enc->name);
+    m->encoder_checksum = enc->checksum;
+    m->encoder_dim = enc->dim;
+    m->input = input;
+    m->default_rule = rule;
+    m->delta = delta;
+    m->n_train = ntr;
+    m->n_val = nva;
+    uint64_t h = 0;
+    for (int i = 0; i < n_ds; i++)
+        h = h * 0x9E3779B97F4A7C15ull ^ ipr_dataset_checksum(ds[i]);
+    m->data_checksum = h;
+    time_t now = time(NULL);
+    strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    if (!(E = expected_costs(reg, &t)) || !(m->metrics_json = validation_report(&b, &t, X, d, E, &rep))) {
+        rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (tau >= 0)
+        m->default_tau = tau;
+    if ((rc = ipr_bundle_write(&b, outp)) != IPR_OK)
+        goto fail;
+    if (!quiet)
+        fprintf(stderr, "train: %zu train + %zu validation prompts, %zu models, %zu features; embed %.2fs, train %.2fs\n",
+                ntr, nva, t.m, d, t_embed, rep.seconds);
+    printf("{\"router\": \"%s\", \"models\": %zu, \"n_train\": %zu, \"n_val\": %zu, \"embed_seconds\": %.3f, "
+           "\"validation\": %s}\n", outp, t.m, ntr, nva, t_embed, m->metrics_json);
+    ret = 0;
+    goto out;
+fail:
+    ret = cli_fail("train", rc);
+out:
+    b.reg = NULL;
+    free(b.meta.metrics_json);
+    ipr_qe_free(b.qe);
+    ipr_view_free(b.view);
+    ipr_registry_free(reg);
+    for (int i = 0; i < n_ds; i++)
+        ipr_dataset_free(ds[i]);
+    ipr_encoder_close(enc);
+    table_free(&t);
+    free(X), free(xt), free(xv), free(yt), free(yv), free(E);
+    return ret;
 }

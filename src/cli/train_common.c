@@ -1,0 +1,180 @@
+/*
+ * train_common.c — label tables, validation splits and input loading shared by
+ * the training-related commands (see train_common.h).
+ */
+#include "cli/train_common.h"
+#include "ipr/err.h"
+#include "ipr/eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, struct table *t)
+{
+    memset(t, 0, sizeof *t);
+    t->m = reg->n;
+    for (size_t k = 0; k < n_ds; k++)
+        t->n += ds[k]->n;
+    t->ids = calloc(t->n ? t->n : 1, sizeof *t->ids);
+    t->texts = calloc(t->n ? t->n : 1, sizeof *t->texts);
+    t->y = malloc((t->n * t->m + 1) * sizeof *t->y);
+    t->c = malloc((t->n * t->m + 1) * sizeof *t->c);
+    t->is_val = calloc(t->n + 1, 1);
+    if (!t->ids || !t->texts || !t->y || !t->c || !t->is_val) {
+        table_free(t);
+        return ipr_error_set(IPR_ERR_NOMEM, "out of memory for a %zu x %zu label table", t->n, t->m);
+    }
+    size_t row = 0;
+    for (size_t k = 0; k < n_ds; k++) {
+        const struct ipr_dataset *d = ds[k];
+        int col[IPR_MAX_MODELS];
+        for (size_t m = 0; m < t->m; m++)
+            col[m] = ipr_dataset_model_index(d, reg->models[m].name);
+        for (size_t j = 0; j < d->n_models; j++)
+            if (ipr_registry_find(reg, d->models[j]) < 0)
+                fprintf(stderr, "note: model '%s' of the data is not in the registry; its labels are ignored\n",
+                        d->models[j]);
+        for (size_t i = 0; i < d->n; i++, row++) {
+            t->ids[row] = d->prompts[i].id;
+            t->texts[row] = d->prompts[i].text;
+            for (size_t m = 0; m < t->m; m++) {
+                t->y[row * t->m + m] = col[m] >= 0 ? *ipr_dataset_score(d, i, (size_t)col[m]) : NAN;
+                t->c[row * t->m + m] = col[m] >= 0 ? *ipr_dataset_cost(d, i, (size_t)col[m]) : NAN;
+            }
+        }
+    }
+    return IPR_OK;
+}
+
+void table_free(struct table *t)
+{
+    free(t->ids);
+    free(t->texts);
+    free(t->y);
+    free(t->c);
+    free(t->is_val);
+    memset(t, 0, sizeof *t);
+}
+
+void table_split(struct table *t, size_t n_train_rows, double val_frac)
+{
+    for (size_t i = 0; i < t->n; i++)
+        t->is_val[i] = i >= n_train_rows ? 1 : ipr_split_of(t->ids[i], val_frac, 0.0) == 1;
+}
+
+int table_rows(const struct table *t, const float *X, size_t d, int want,
+               float **x_out, double **y_out, size_t *n_out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+        n += t->is_val[i] == want;
+    float *x = malloc((n * d + 1) * sizeof *x);
+    double *y = malloc((n * t->m + 1) * sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+    }
+    size_t r = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->is_val[i] != want)
+            continue;
+        memcpy(x + r * d, X + i * d, d * sizeof *x);
+        memcpy(y + r * t->m, t->y + i * t->m, t->m * sizeof *y);
+        r++;
+    }
+    *x_out = x;
+    *y_out = y;
+    *n_out = n;
+    return IPR_OK;
+}
+
+/* Appends src's models to dst; names must stay unique. */
+static int registry_append(struct ipr_registry *dst, const struct ipr_registry *src, const char *path)
+{
+    struct ipr_registry *copy;
+    int rc = ipr_registry_copy(src, &copy);
+    if (rc != IPR_OK)
+        return rc;
+    for (size_t m = 0; m < copy->n; m++)
+        if (ipr_registry_find(dst, copy->models[m].name) >= 0) {
+            rc = ipr_error_set(IPR_ERR_INVAL, "%s: model '%s' is already in an earlier registry", path, copy->models[m].name);
+            ipr_registry_free(copy);
+            return rc;
+        }
+    struct ipr_model_info *mi = realloc(dst->models, (dst->n + copy->n) * sizeof *mi);
+    if (!mi) {
+        ipr_registry_free(copy);
+        return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+    }
+    memcpy(mi + dst->n, copy->models, copy->n * sizeof *mi);
+    dst->models = mi;
+    dst->n += copy->n;
+    copy->n = 0; /* the strings moved to dst */
+    ipr_registry_free(copy);
+    return IPR_OK;
+}
+
+int load_inputs(const char *cmd, const char *const *data, int n_data, const char *const *regs, int n_regs,
+                struct ipr_dataset **ds, struct ipr_registry **reg)
+{
+    int rc;
+    *reg = NULL;
+    for (int i = 0; i < n_data; i++)
+        ds[i] = NULL;
+    if (n_data == 0 || n_regs == 0)
+        return ipr_error_set(IPR_ERR_INVAL, "%s needs --data and --registry", cmd);
+    for (int i = 0; i < n_regs; i++) {
+        struct ipr_registry *r;
+        if ((rc = ipr_registry_read(regs[i], &r)) != IPR_OK)
+            goto fail;
+        if (!*reg) {
+            *reg = r;
+            continue;
+        }
+        rc = registry_append(*reg, r, regs[i]);
+        ipr_registry_free(r);
+        if (rc != IPR_OK)
+            goto fail;
+    }
+    if ((*reg)->n > IPR_MAX_MODELS) {
+        rc = ipr_error_set(IPR_ERR_LIMIT, "%zu models; a router holds at most %d", (*reg)->n, IPR_MAX_MODELS);
+        goto fail;
+    }
+    for (int i = 0; i < n_data; i++)
+        if ((rc = ipr_dataset_read(data[i], &ds[i])) != IPR_OK)
+            goto fail;
+    return IPR_OK;
+fail:
+    for (int i = 0; i < n_data; i++) {
+        ipr_dataset_free(ds[i]);
+        ds[i] = NULL;
+    }
+    ipr_registry_free(*reg);
+    *reg = NULL;
+    return rc;
+}
+
+double choose_default_tau(const double *P, const double *q, const double *E, const double *c,
+                          size_t n, size_t m, enum ipr_rule rule, double delta)
+{
+    double taus[IPR_EVAL_N_TAUS];
+    for (size_t k = 0; k < IPR_EVAL_N_TAUS; k++)
+        taus[k] = ipr_eval_tau(k);
+    struct ipr_eval_ref ref;
+    struct ipr_eval_curve cv;
+    double best = 0.0;
+    if (ipr_eval_ref_compute(q, c, n, m, &ref) != IPR_OK)
+        return 0.0;
+    if (ipr_eval_curve_run(q, c, E, n, m, rule, delta, taus, IPR_EVAL_N_TAUS, ipr_eval_pred_matrix,
+                           (void *)P, NULL, &cv) == IPR_OK) {
+        for (size_t k = 0; k < cv.k; k++)
+            if (cv.quality[k] >= ref.q_s - IPR_EVAL_EPS * fmax(1.0, fabs(ref.q_s)))
+                best = cv.tau[k];
+        ipr_eval_curve_free(&cv);
+    }
+    ipr_eval_ref_free(&ref);
+    return best;
+}

@@ -1,0 +1,47 @@
+/*
+ * train_common.h — what `ipr train`, `ipr add-model` and `ipr calibrate`
+ * share: the label table of one or more datasets in a registry's model order,
+ * and its split into training and validation rows.
+ */
+#ifndef IPR_CLI_TRAIN_COMMON_H
+#define IPR_CLI_TRAIN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipr/bundle.h"
+#include "ipr/data.h"
+
+struct table {
+    size_t n, m;          /* prompts, registry models */
+    const char **ids;     /* (n) borrowed from the datasets */
+    const char **texts;   /* (n) borrowed */
+    double *y;            /* (n, m) quality, NaN = no label */
+    double *c;            /* (n, m) true cost, NaN = unknown */
+    uint8_t *is_val;      /* (n) */
+};
+
+/* Builds the table of the datasets' rows in registry order. Models of a
+ * dataset that the registry lacks are ignored (noted on stderr once). */
+int  table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, struct table *t);
+void table_free(struct table *t);
+
+/* Marks validation rows: those of val_ds when given (appended with
+ * table_build on train + val), else a hash split of the ids. */
+void table_split(struct table *t, size_t n_train_rows, double val_frac);
+
+/* Rows where is_val == want, copied into x_out/y_out (allocated). */
+int table_rows(const struct table *t, const float *X, size_t d, int want,
+               float **x_out, double **y_out, size_t *n_out);
+
+/* Loads each --data/--registry pair list; merges registries in order. */
+int load_inputs(const char *cmd, const char *const *data, int n_data, const char *const *regs, int n_regs,
+                struct ipr_dataset **ds, struct ipr_registry **reg);
+
+/* The default tau on validation predictions P (n, m): the largest tau of the
+ * 0.01 grid whose mean validation quality reaches the strongest model's
+ * (parity); 0 when none does. E are expected costs (n, m). */
+double choose_default_tau(const double *P, const double *q, const double *E, const double *c,
+                          size_t n, size_t m, enum ipr_rule rule, double delta);
+
+#endif
