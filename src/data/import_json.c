@@ -90,7 +90,9 @@ int import_json_scores(struct ipr_dataset *ds, enum ipr_import_format fmt,
         size_t k = 0;
         while (k < len && (buf[k] == ' ' || buf[k] == '\n' || buf[k] == '\r' || buf[k] == '\t')) k++;
         if (k == len) return ipr_error_set(IPR_ERR_FORMAT, "%s:1: empty file", name);
-        if (!end || end >= buf + len)
+        const char *rest = end && end >= buf && end < buf + len ? end : buf + len;
+        while (rest < buf + len && (*rest == ' ' || *rest == '\n' || *rest == '\r' || *rest == '\t')) rest++;
+        if (rest >= buf + len)
             return ipr_error_set(IPR_ERR_FORMAT, "%s:%zu: file ends inside the JSON document (truncated)", name,
                                  line_at(buf, len, buf + len));
         return ipr_error_set(IPR_ERR_FORMAT, "%s:%zu: malformed JSON", name, line_at(buf, len, end));

@@ -98,7 +98,9 @@ int ipr_registry_parse(const char *json, size_t len, const char *what, struct ip
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) {
-        if (len == 0 || !end || end >= json + len)
+        const char *rest = end && end >= json && end < json + len ? end : json + len;
+        while (rest < json + len && (*rest == ' ' || *rest == '\n' || *rest == '\r' || *rest == '\t')) rest++;
+        if (rest >= json + len)
             return ipr_error_set(IPR_ERR_FORMAT, "%s:%zu: malformed JSON (empty or truncated)", what, line_of(json, len, json + len));
         return ipr_error_set(IPR_ERR_FORMAT, "%s:%zu: malformed JSON", what, line_of(json, len, end));
     }
