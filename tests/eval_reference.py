@@ -16,8 +16,10 @@ dumped predictions and checks every decision. Exit status 0 when all agree.
 Only numpy and the standard library; /usr/bin/python3 on Debian.
 """
 import argparse
+import gzip
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -27,7 +29,12 @@ TOL = 1e-9
 
 
 def read_jsonl(path):
-    with open(path, encoding="utf-8") as f:
+    """JSON Lines, gzip-compressed when the name ends in .gz; like ipr, a
+    missing "x.jsonl" falls back to "x.jsonl.gz"."""
+    if not os.path.exists(path) and os.path.exists(path + ".gz"):
+        path += ".gz"
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 

@@ -47,11 +47,11 @@ for split, n in (("test", 240), ("train", 400)):
                                 "scores": scores, "costs": costs}) + "\n")
 EOF
 
-check() { # name, data, train, extra eval args...
+check() { # name, data, train, extra eval args...; $WHO: the dumped routers
     local name=$1 data=$2 train=$3; shift 3
     local who
-    for who in oracle random; do
-        if ! "$IPR" eval --data "$data" --train "$train" --expected-cost mean-train \
+    for who in ${WHO:-oracle random}; do
+        if ! IPR_HOME=${EVAL_HOME:-$tmp/no-home} "$IPR" eval --data "$data" --train "$train" --expected-cost mean-train \
                 --json "$tmp/r.json" --dump "$tmp/d.jsonl" --dump-router "$who" "$@" >"$tmp/out.txt" 2>"$tmp/err.txt"; then
             cat "$tmp/err.txt"; bad "$name $who: ipr eval failed"; continue
         fi
@@ -72,8 +72,15 @@ check synthetic "$tmp/test.jsonl" "$tmp/train.jsonl" --rule difference --seed 9
 check synthetic "$tmp/test.jsonl" "$tmp/train.jsonl" --rule range --models big,small,tiny
 
 rb=$root/data/routerbench
-if [ -f "$rb/test.jsonl" ] && [ -f "$rb/train.jsonl" ]; then
+if [ -f "$rb/test.jsonl" ] && { [ -f "$rb/train.jsonl" ] || [ -f "$rb/train.jsonl.gz" ]; }; then
     check routerbench "$rb/test.jsonl" "$rb/train.jsonl" --rule range
+    # the k-NN baseline too, when the default encoder is installed
+    home=${IPR_HOME:-$HOME/.cache/ipr}
+    if [ -f "$home/encoder/glove6b-100d.ipre" ]; then
+        WHO=knn EVAL_HOME=$home check routerbench "$rb/test.jsonl" "$rb/train.jsonl" --rule range --knn-k 50
+    else
+        echo "skip: no encoder at $home/encoder (k-NN dump)"
+    fi
 else
     echo "skip: $rb not present"
 fi

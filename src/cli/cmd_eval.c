@@ -174,6 +174,8 @@ static int run_parallel(const struct ipr_dataset *ds, const struct ipr_router *r
 
 #define MAX_ROUTERS 8
 
+static const size_t knn_cands[6] = { 5, 10, 20, 50, 100, 200 };
+
 struct entry {
     char name[32];
     int kind;            /* 0 = curve over taus, 1 = single-model points */
@@ -200,6 +202,7 @@ struct ev {
     size_t n;
     double *q, *c, *E, *P_ipr, *P_knn;
     size_t knn_k;
+    int knn_chosen;
     double knn_val[8];
     struct ipr_eval_ref ref;
     struct entry e[MAX_ROUTERS];
@@ -314,13 +317,12 @@ static int build_truth(struct ev *v)
     return IPR_OK;
 }
 
-/* Expected costs the rule sees: registry (per prompt) or mean training cost. */
-static int build_expected(struct ev *v)
+/* Expected costs the rule sees for every prompt of ds (out: (ds->n, m)):
+ * the registry's estimate per prompt (through the router when there is one)
+ * or the mean training cost per model. */
+static int expected_costs(const struct ev *v, const struct ipr_dataset *ds, double *out)
 {
-    size_t n = v->n, m = v->m;
-    v->E = malloc(n * m * sizeof *v->E);
-    if (!v->E)
-        return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+    size_t m = v->m;
     if (strcmp(v->expected_cost, "mean-train") == 0) {
         if (!v->train)
             return ipr_error_set(IPR_ERR_INVAL, "--expected-cost mean-train needs --train");
@@ -340,8 +342,8 @@ static int build_expected(struct ev *v)
                 return ipr_error_set(IPR_ERR_INVAL, "--expected-cost mean-train: the training data has no cost for %s", v->names[j]);
             mean[j] = s / (double)k;
         }
-        for (size_t i = 0; i < n; i++)
-            memcpy(v->E + i * m, mean, m * sizeof *mean);
+        for (size_t i = 0; i < ds->n; i++)
+            memcpy(out + i * m, mean, m * sizeof *mean);
         return IPR_OK;
     }
     if (strcmp(v->expected_cost, "registry") != 0)
@@ -349,19 +351,27 @@ static int build_expected(struct ev *v)
     if (!v->reg)
         return ipr_error_set(IPR_ERR_INVAL, "--expected-cost registry needs a registry (--registry or --router)");
     double all[IPR_MAX_MODELS];
-    for (size_t i = 0; i < n; i++) {
-        const char *text = v->test->prompts[i].text;
-        if (v->router && v->reg->n <= IPR_MAX_MODELS) {
+    for (size_t i = 0; i < ds->n; i++) {
+        const char *text = ds->prompts[i].text;
+        if (v->router) {
             ipr_router_expected_costs(v->router, text, strlen(text), all);
             for (size_t j = 0; j < m; j++)
-                v->E[i * m + j] = all[v->regi[j]];
+                out[i * m + j] = all[v->regi[j]];
         } else {
             size_t tokens = ipr_count_tokens(text, strlen(text));
             for (size_t j = 0; j < m; j++)
-                v->E[i * m + j] = ipr_registry_expected_cost(v->reg, (size_t)v->regi[j], tokens);
+                out[i * m + j] = ipr_registry_expected_cost(v->reg, (size_t)v->regi[j], tokens);
         }
     }
     return IPR_OK;
+}
+
+static int build_expected(struct ev *v)
+{
+    v->E = malloc(v->n * v->m * sizeof *v->E);
+    if (!v->E)
+        return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+    return expected_costs(v, v->test, v->E);
 }
 
 static int router_predictions(struct ev *v, int nt)
@@ -408,36 +418,39 @@ static int knn_predictions(struct ev *v, const struct ipr_encoder *enc, long fix
         rc = run_parallel(v->test, NULL, enc, d, NULL, Xte, nt, "embed test");
     if (rc)
         goto done;
-    /* Training labels and costs over the candidates; the rule sees the mean
-     * expected cost of each model on the test split (a stand-in that keeps
-     * the validation routing close to the test routing). */
-    double meanE[IPR_MAX_MODELS] = { 0 };
-    for (size_t i = 0; i < v->n; i++)
-        for (size_t j = 0; j < m; j++)
-            meanE[j] += v->E[i * m + j] / (double)v->n;
+    /* Training labels and costs over the candidates; on the validation rows
+     * the rule sees expected costs computed as for the test split. A missing
+     * training cost is replaced by the model's mean training cost. */
+    if ((rc = expected_costs(v, tr, tE)))
+        goto done;
     for (size_t j = 0; j < m; j++) {
         int col = ipr_dataset_model_index(tr, v->names[j]);
-        double sum = 0;
+        double sum = 0, fallback;
         size_t k = 0;
         for (size_t i = 0; col >= 0 && i < nt_rows; i++) {
             double c = *ipr_dataset_cost(tr, i, (size_t)col);
             if (!isnan(c)) { sum += c; k++; }
         }
-        double fallback = k ? sum / (double)k : meanE[j];
+        if (k) {
+            fallback = sum / (double)k;
+        } else { /* no training cost at all: the mean expected cost */
+            fallback = 0;
+            for (size_t i = 0; i < nt_rows; i++)
+                fallback += tE[i * m + j] / (double)nt_rows;
+        }
         for (size_t i = 0; i < nt_rows; i++) {
             tq[i * m + j] = col >= 0 ? *ipr_dataset_score(tr, i, (size_t)col) : NAN;
             double c = col >= 0 ? *ipr_dataset_cost(tr, i, (size_t)col) : NAN;
             tc[i * m + j] = isnan(c) ? fallback : c;
-            tE[i * m + j] = meanE[j];
         }
     }
     if (fixed_k > 0) {
         v->knn_k = (size_t)fixed_k;
     } else {
-        static const size_t cands[6] = { 5, 10, 20, 50, 100, 200 };
         for (size_t i = 0; i < nt_rows; i++)
             val[i] = ipr_split_of(tr->prompts[i].id, 0.2, 0.0) == 1;
-        rc = ipr_eval_knn_choose_k(Xtr, tq, tc, tE, val, nt_rows, d, m, cands, 6, v->rule, v->delta,
+        v->knn_chosen = 1;
+        rc = ipr_eval_knn_choose_k(Xtr, tq, tc, tE, val, nt_rows, d, m, knn_cands, 6, v->rule, v->delta,
                                    nt, &v->knn_k, v->knn_val);
         if (rc)
             goto done;
@@ -523,6 +536,15 @@ static char *build_json(const struct ev *v, const char *dataset)
     if (v->knn_k) {
         cJSON *kn = cJSON_AddObjectToObject(root, "knn");
         cJSON_AddNumberToObject(kn, "k", (double)v->knn_k);
+        cJSON_AddBoolToObject(kn, "k_chosen_on_validation", v->knn_chosen);
+        if (v->knn_chosen) {
+            cJSON *va = cJSON_AddObjectToObject(kn, "validation_arqgc");
+            for (size_t c = 0; c < 6; c++) {
+                char key[16];
+                snprintf(key, sizeof key, "%zu", knn_cands[c]);
+                cJSON_AddItemToObject(va, key, num_or_null(v->knn_val[c]));
+            }
+        }
     }
     if (v->n_notes) {
         cJSON *nt = cJSON_AddArrayToObject(root, "notes");
@@ -887,9 +909,16 @@ int cmd_eval(int argc, char **argv)
     if (v.train) {
         if (v.router) {
             enc = ipr_router_encoder(v.router);
-        } else if (encp) {
-            if ((rc = ipr_encoder_open(encp, &v.enc_owned)))
-                goto fail;
+        } else {
+            /* baselines only: --encoder, else the default encoder if present */
+            char defp[1024];
+            if (encp) {
+                if ((rc = ipr_encoder_open(encp, &v.enc_owned)))
+                    goto fail;
+            } else if (ipr_encoder_default_path(defp, sizeof defp) == IPR_OK && access(defp, R_OK) == 0) {
+                if ((rc = ipr_encoder_open(defp, &v.enc_owned)))
+                    goto fail;
+            }
             enc = v.enc_owned;
         }
     }
