@@ -29,17 +29,25 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* Four floats, operated on element by element (so the result is the same
+ * as the scalar loop's: no reassociation). */
+typedef float v4f __attribute__((vector_size(16)));
+
 struct ipr_embed_ctx {
     struct ipr_text *text;
+    v4f *acc;      /* (2 * D4) accumulators: whole, tail */
+    size_t d4;     /* word_dim / 4, rounded up */
 };
 
 static int glove_ctx_new(const struct ipr_encoder *enc, struct ipr_embed_ctx **out)
 {
-    (void)enc;
+    const struct glove *g = enc->impl;
     struct ipr_embed_ctx *c = calloc(1, sizeof *c);
     if (!c) return ipr_error_set(IPR_ERR_NOMEM, "embed: out of memory");
-    int rc = ipr_text_new(&c->text);
-    if (rc) { free(c); return rc; }
+    c->d4 = (g->h->word_dim + 3) / 4;
+    c->acc = aligned_alloc(64, (2 * c->d4 * sizeof *c->acc + 63) & ~(size_t)63);
+    int rc = c->acc ? ipr_text_new(&c->text) : ipr_error_set(IPR_ERR_NOMEM, "embed: out of memory");
+    if (rc) { free(c->acc); free(c); return rc; }
     *out = c;
     return IPR_OK;
 }
@@ -48,6 +56,7 @@ static void glove_ctx_free(struct ipr_embed_ctx *c)
 {
     if (!c) return;
     ipr_text_free(c->text);
+    free(c->acc);
     free(c);
 }
 
@@ -65,12 +74,38 @@ static void l2norm(float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-static inline void axpy(float *y, float a, const float *x, size_t n)
+/* y += a x over n floats; x may be unaligned, y is the aligned scratch. */
+static inline void axpy(v4f *restrict y, float a, const float *restrict x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+    const v4f av = { a, a, a, a };
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f xv;
+        memcpy(&xv, x + i, sizeof xv);
+        y[i / 4] += av * xv;
+    }
+    for (; i < n; i++) y[i / 4][i % 4] += a * x[i];
 }
 
 #define MAX_GRAM_TOKEN 48
+
+/* Hash of an n-gram: up to 8 bytes are packed little-endian with the length
+ * in the top byte and mixed with the seed by the murmur3 64-bit finaliser
+ * (a library call per 3-byte n-gram would cost more than the hash); longer
+ * n-grams use XXH3. Part of the file format: changing it needs a version. */
+static inline uint64_t gram_hash(const char *p, size_t g, uint64_t seed)
+{
+    if (g > 7) return XXH3_64bits_withSeed(p, g, seed);
+    uint64_t x = (uint64_t)g << 56;
+    for (size_t i = 0; i < g; i++) x |= (uint64_t)(unsigned char)p[i] << (8 * i);
+    x ^= seed;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
 
 static void ngrams(const struct glove_hdr *h, float *out, const char *w, size_t n, float weight)
 {
@@ -86,8 +121,8 @@ static void ngrams(const struct glove_hdr *h, float *out, const char *w, size_t 
     float each = weight / (float)count;
     for (size_t g = h->ngram_min; g <= h->ngram_max; g++) {
         for (size_t i = 0; i + g <= L; i++) {
-            uint64_t hv = XXH3_64bits_withSeed(buf + i, g, h->hash_seed);
-            uint32_t slot = (uint32_t)((hv & 0xffffffffu) % h->n_hash);
+            uint64_t hv = gram_hash(buf + i, g, h->hash_seed);
+            uint32_t slot = (uint32_t)(((hv & 0xffffffffu) * h->n_hash) >> 32); /* range reduction, no division */
             out[slot] += (hv >> 63) ? -each : each;
         }
     }
@@ -101,9 +136,13 @@ static void stats(const char *raw, size_t len, const char *norm, size_t nlen,
                   size_t repaired, float *s, size_t n_stats)
 {
     size_t upper = 0, letters = 0, code = 0, math = 0, quest = 0, options = 0, newlines = 0, ctrl = 0;
+    size_t digits = 0, nonspace = 0;
     int line_start = 1;
+    (void)norm;
+    (void)nlen;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)raw[i];
+        if (c > ' ') nonspace++;
         if (line_start && c != ' ' && c != '\t') {
             size_t j = i;
             if (raw[j] == '(' && j + 1 < len) j++;
@@ -113,12 +152,22 @@ static void stats(const char *raw, size_t len, const char *norm, size_t nlen,
                 options++;
             line_start = 0;
         }
+        if (c >= 'a' && c <= 'z') {
+            letters++;
+            /* "def " / "return " / "import " starting a word hint at code */
+            if ((c == 'd' || c == 'r' || c == 'i') && (i == 0 || raw[i - 1] == ' ' || raw[i - 1] == '\n') &&
+                ((i + 4 <= len && memcmp(raw + i, "def ", 4) == 0) ||
+                 (i + 7 <= len && (memcmp(raw + i, "return ", 7) == 0 || memcmp(raw + i, "import ", 7) == 0))))
+                code += 2;
+            continue;
+        }
         if (c >= 'A' && c <= 'Z') { upper++; letters++; continue; }
-        if (c >= 'a' && c <= 'z') { letters++; continue; }
+        if (c >= '0' && c <= '9') { digits++; continue; }
         switch (c) {
+        case ' ': break;
         case '\n': newlines++; line_start = 1; break;
         case '{': case '}': case ';': code++; break;
-        case '`': if (i + 2 < len && raw[i + 1] == '`' && raw[i + 2] == '`') { code += 3; i += 2; } break;
+        case '`': if (i + 2 < len && raw[i + 1] == '`' && raw[i + 2] == '`') { code += 3; nonspace += 2; i += 2; } break;
         case '(': if (i + 1 < len && raw[i + 1] == ')') code++; break;
         case '#': if (i + 8 < len && memcmp(raw + i, "#include", 8) == 0) code += 2; break;
         case '$': case '^': case '=': math++; break;
@@ -131,19 +180,6 @@ static void stats(const char *raw, size_t len, const char *norm, size_t nlen,
             if (c < 0x20 && c != '\t' && c != '\r') ctrl++;
             break;
         }
-    }
-    /* "def " / "return " / "import " as whole words hint at code */
-    for (size_t i = 0; i + 4 <= len; i++) {
-        if ((i == 0 || raw[i - 1] == '\n' || raw[i - 1] == ' ') &&
-            (memcmp(raw + i, "def ", 4) == 0 || (i + 7 <= len && memcmp(raw + i, "return ", 7) == 0) ||
-             (i + 7 <= len && memcmp(raw + i, "import ", 7) == 0)))
-            code += 2;
-    }
-    size_t digits = 0, nonspace = 0;
-    for (size_t i = 0; i < nlen; i++) {
-        unsigned char c = (unsigned char)norm[i];
-        if (c > ' ') nonspace++;
-        if (c >= '0' && c <= '9') digits++;
     }
     size_t words = 0, nonlatin = 0, cjk = 0, punct = 0, wlen = 0;
     int tail_q = 0;
@@ -194,6 +230,8 @@ static int glove_embed(const struct ipr_encoder *enc, struct ipr_embed_ctx *ctx,
     int rc = ipr_text_tokenize(ctx->text, text ? text : "", len, vocab_cb, g, &norm, &nlen, &tok, &nt);
     if (rc) return rc;
     float *whole = out, *tail = out + D, *hash = out + 2 * D, *st = out + 2 * D + h->n_hash;
+    v4f *acc_whole = ctx->acc, *acc_tail = ctx->acc + ctx->d4;
+    memset(ctx->acc, 0, 2 * ctx->d4 * sizeof *ctx->acc);
     size_t tail_start = nt > h->tail_tokens ? nt - h->tail_tokens : 0;
     const float a = h->sif_a, zh = g->zipf_h;
     size_t oov = 0;
@@ -204,14 +242,16 @@ static int glove_embed(const struct ipr_encoder *enc, struct ipr_embed_ctx *ctx,
             float p = 1.0f / ((float)(id + 1) * zh);
             w = a / (a + p);
             const float *v = g->vectors + (size_t)id * D;
-            axpy(whole, w, v, D);
-            if (k >= tail_start) axpy(tail, w, v, D);
+            axpy(acc_whole, w, v, D);
+            if (k >= tail_start) axpy(acc_tail, w, v, D);
         } else if (!(tok[k].flags & IPR_TOK_PUNCT)) {
             oov++;
         }
         if (tok[k].flags & (IPR_TOK_WORD | IPR_TOK_NUM | IPR_TOK_CJK))
             ngrams(h, hash, norm + tok[k].off, tok[k].len, w);
     }
+    memcpy(whole, acc_whole, D * sizeof *whole);
+    memcpy(tail, acc_tail, D * sizeof *tail);
     l2norm(whole, D);
     l2norm(tail, D);
     l2norm(hash, h->n_hash);
