@@ -169,6 +169,8 @@ int ipr_eval_knn_predict(const float *ref_x, const double *ref_q, size_t n_ref,
  * of the training rows (is_val[i] != 0), the rest being the reference set; the
  * validation truth is train_q with NaN as 0 and train_c, the rule sees E.
  * Ties go to the smaller k; a k larger than the reference set is skipped.
+ * When the validation split is degenerate (no ARQGC), k is ranked by the
+ * highest mean quality its curve reaches instead.
  * best_arqgc (may be NULL) receives the validation ARQGC of each candidate. */
 int ipr_eval_knn_choose_k(const float *x, const double *train_q, const double *train_c,
                           const double *E, const uint8_t *is_val, size_t n, size_t d, size_t m,

@@ -36,7 +36,8 @@ static const char *const usage_text =
     "  --rule range|dynmax|difference   rule of the `ipr` entry and the baselines\n"
     "  --delta D               dynmax margin (default 0)\n"
     "  --expected-cost registry|mean-train   what the rule sees as cost (default registry)\n"
-    "  --json R.json  --svg CURVE.svg [--log-x]  --dump DECISIONS.jsonl\n"
+    "  --json R.json  --svg CURVE.svg [--log-x]  --dump DECISIONS.jsonl  --markdown TABLE.md\n"
+    "  --name NAME             dataset name in the reports (default: the file name)\n"
     "  --dump-router ipr|oracle|random|knn   whose decisions --dump writes\n"
     "  --seed N                random baseline seed (default 1)\n"
     "  --knn-k K               fix k instead of choosing it on validation data\n"
@@ -625,13 +626,70 @@ static void print_table(const struct ev *v, const char *dataset)
             snprintf(name, sizeof name, "knn (k=%zu)", v->knn_k);
         else
             snprintf(name, sizeof name, "%s", e->name);
-        printf("%-16s %6.3f %8.3f %12.6f %8s %8s %8s %8s %6s %8s\n", name, e->sm.arqgc, e->sm.max_quality,
+        char ar[16];
+        if (isnan(e->sm.arqgc))
+            snprintf(ar, sizeof ar, "-");
+        else
+            snprintf(ar, sizeof ar, "%.3f", e->sm.arqgc);
+        printf("%-16s %6s %8.3f %12.6f %8s %8s %8s %8s %6s %8s\n", name, ar, e->sm.max_quality,
                e->sm.max_quality_cost, a, b, c, d, t1, sp);
     }
     printf("(savings: 1 - cost/cost of the strongest at the cheapest point reaching its quality, or\n"
            " 50/80/95%% of the quality gap; - = not reached; ARQGC: area under the normalised curve)\n");
     for (int i = 0; i < v->n_notes; i++)
         printf("note: %s\n", v->notes[i]);
+}
+
+/* --markdown: the table as a Markdown section, for docs/results/results.md. */
+static char *build_markdown(const struct ev *v, const char *dataset)
+{
+    size_t cap = 8192 + (size_t)v->n_e * 512 + v->m * 128, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+#define MD(...) do { int k_ = snprintf(out + len, cap - len, __VA_ARGS__); \
+                     if (k_ > 0) len += (size_t)k_ < cap - len ? (size_t)k_ : cap - len - 1; } while (0)
+    MD("### %s\n\n%zu test prompts; %zu candidates: ", dataset, v->n, v->m);
+    for (size_t j = 0; j < v->m; j++)
+        MD("%s`%s`", j ? ", " : "", v->names[j]);
+    MD(".\nStrongest `%s` (quality %.3f, $%.6f per prompt); cheapest `%s` (quality %.3f, $%.6f).\n"
+       "Rule `%s` for `ipr` and the baselines; expected cost: %s.\n\n",
+       v->names[v->ref.strongest], v->ref.q_s, v->ref.c_s, v->names[v->ref.cheapest], v->ref.q_w, v->ref.c_w,
+       ipr_rule_name(v->rule), strcmp(v->expected_cost, "mean-train") == 0 ? "mean training cost per model"
+                                                                           : "registry estimate per prompt");
+    MD("| router | ARQGC | max quality | its cost ($/prompt) | saving at parity | PGR 95 %% | PGR 80 %% | PGR 50 %% | top-1 | Spearman |\n"
+       "|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int r = 0; r < v->n_e; r++) {
+        const struct entry *e = &v->e[r];
+        char a[16], b[16], c[16], d[16], ar[16], t1[16] = "", sp[16] = "", name[48];
+        fmt_save(a, sizeof a, e->sm.save_parity);
+        fmt_save(b, sizeof b, e->sm.save_pgr95);
+        fmt_save(c, sizeof c, e->sm.save_pgr80);
+        fmt_save(d, sizeof d, e->sm.save_pgr50);
+        snprintf(ar, sizeof ar, isnan(e->sm.arqgc) ? "-" : "%.3f", e->sm.arqgc);
+        const double sv[4] = { e->sm.save_parity, e->sm.save_pgr95, e->sm.save_pgr80, e->sm.save_pgr50 };
+        char *cells[4] = { a, b, c, d };
+        for (int k = 0; k < 4; k++)
+            if (isnan(sv[k]))
+                snprintf(cells[k], 16, "not reached");
+        if (e->has_qe) {
+            snprintf(t1, sizeof t1, "%.3f", e->qe.top1);
+            snprintf(sp, sizeof sp, "%.3f", e->qe.spearman);
+        }
+        if (strcmp(e->name, "knn") == 0)
+            snprintf(name, sizeof name, "k-NN (k = %zu)", v->knn_k);
+        else if (strcmp(e->name, "single-models") == 0)
+            snprintf(name, sizeof name, "best single model per budget");
+        else
+            snprintf(name, sizeof name, "%s", e->name);
+        MD("| %s | %s | %.3f | %.6f | %s | %s | %s | %s | %s | %s |\n", name, ar, e->sm.max_quality,
+           e->sm.max_quality_cost, a, b, c, d, t1, sp);
+    }
+    for (int i = 0; i < v->n_notes; i++)
+        MD("\nNote: %s.\n", v->notes[i]);
+    MD("\n");
+#undef MD
+    return out;
 }
 
 /* --dump: one line per (prompt, tau) for the chosen policy (all rules for ipr). */
@@ -804,6 +862,7 @@ int cmd_eval(int argc, char **argv)
         { "dump-router", 1, NULL, 0, {0}, 0 }, { "seed", 1, NULL, 0, {0}, 0 },
         { "expected-cost", 1, NULL, 0, {0}, 0 }, { "knn-k", 1, NULL, 0, {0}, 0 },
         { "threads", 1, NULL, 0, {0}, 0 }, { "name", 1, NULL, 0, {0}, 0 },
+        { "markdown", 1, NULL, 0, {0}, 0 },
         { "help", 0, NULL, 0, {0}, 0 },
     };
     const size_t no = sizeof opts / sizeof opts[0];
@@ -888,6 +947,10 @@ int cmd_eval(int argc, char **argv)
     if ((rc = ipr_eval_ref_compute(v.q, v.c, v.n, v.m, &v.ref)))
         goto fail;
 
+    if (!(v.ref.c_s > v.ref.c_w) || !(v.ref.q_s > v.ref.q_w))
+        note(&v, "the strongest model is not dearer and better than the cheapest (e.g. equal prices): "
+                 "x/y normalisation, ARQGC and PGR savings are undefined (null)");
+
     double taus[IPR_EVAL_N_TAUS];
     for (size_t t = 0; t < IPR_EVAL_N_TAUS; t++)
         taus[t] = ipr_eval_tau(t);
@@ -950,6 +1013,18 @@ int cmd_eval(int argc, char **argv)
         }
         rc = write_atomic(json, js, strlen(js));
         free(js);
+        if (rc)
+            goto fail;
+    }
+    const char *md = cli_get(opts, no, "markdown");
+    if (md) {
+        char *txt = build_markdown(&v, dataset);
+        if (!txt) {
+            rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory writing Markdown");
+            goto fail;
+        }
+        rc = write_atomic(md, txt, strlen(txt));
+        free(txt);
         if (rc)
             goto fail;
     }

@@ -282,7 +282,9 @@ int ipr_eval_knn_choose_k(const float *x, const double *train_q, const double *t
         ipr_eval_curve_free(&cv);
         if (arqgc_out)
             arqgc_out[c] = sm.arqgc;
-        double a = isnan(sm.arqgc) ? -1.0 : sm.arqgc;
+        /* A degenerate validation split (the strongest model is also the
+         * cheapest) has no ARQGC: rank by the best quality reached instead. */
+        double a = isnan(sm.arqgc) ? sm.max_quality - 2.0 : sm.arqgc;
         if (best_k == 0 || a > best || (a == best && k < best_k)) {
             best = a;
             best_k = k;
