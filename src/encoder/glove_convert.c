@@ -435,7 +435,9 @@ static int write_file(struct conv *c, const char *out_path, const char *source)
     fd = mkstemp(tmp);
     if (fd < 0) { rc = ipr_error_set(IPR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
     fchmod(fd, 0644);
-    XXH3_64bits_reset(st);
+    /* the checksum covers the header too: the body's hash is seeded with
+     * the hash of the header whose checksum field is zero */
+    XXH3_64bits_reset_withSeed(st, XXH3_64bits(&h, sizeof h));
     struct wr w = { fd, 0, st, tmp };
     static const uint8_t zero_hdr[GLOVE_HDR_SIZE];
     if (write(fd, zero_hdr, GLOVE_HDR_SIZE) != (ssize_t)GLOVE_HDR_SIZE) {

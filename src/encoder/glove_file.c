@@ -69,7 +69,9 @@ static int validate(const char *path, const uint8_t *map, size_t size, struct gl
         !sec_ok(h->off_vectors, (uint64_t)h->n_words * h->word_dim * 4, fs))
         return ipr_error_set(IPR_ERR_FORMAT, "%s: a section lies outside the file (%llu bytes)",
                              path, (unsigned long long)fs);
-    uint64_t sum = XXH3_64bits(map + GLOVE_HDR_SIZE, size - GLOVE_HDR_SIZE);
+    struct glove_hdr zh = *h;
+    zh.checksum = 0;
+    uint64_t sum = XXH3_64bits_withSeed(map + GLOVE_HDR_SIZE, size - GLOVE_HDR_SIZE, XXH3_64bits(&zh, sizeof zh));
     if (sum != h->checksum)
         return ipr_error_set(IPR_ERR_CHECKSUM, "%s: checksum mismatch (file %016llx, computed %016llx): corrupted",
                              path, (unsigned long long)h->checksum, (unsigned long long)sum);

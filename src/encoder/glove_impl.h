@@ -7,7 +7,8 @@
  *
  *   offset 0   struct glove_hdr (256 bytes)
  *                magic "IPRGLOVE", version, header_size, file_size,
- *                checksum = XXH3_64 of bytes [header_size, file_size),
+ *                checksum = XXH3_64 of bytes [header_size, file_size) seeded
+ *                with XXH3_64 of the header with this field zeroed,
  *                word_dim, n_words, table_cap (power of two >= 2 n_words),
  *                feature layout: n_hash (hashed n-gram dims), ngram_min/max,
  *                n_stats, tail_tokens, out_dim = 2 word_dim + n_hash + n_stats,
