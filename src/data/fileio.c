@@ -148,6 +148,8 @@ int data_write_file(const char *path, const char *data, size_t len)
 {
     char *zbuf = NULL;
     if (ends_with(path, ".gz")) {
+        if (len > (size_t)UINT32_MAX / 2)
+            return ipr_error_set(IPR_ERR_LIMIT, "%s: %zu bytes is too large to gzip in one piece", path, len);
         z_stream z;
         memset(&z, 0, sizeof z);
         if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
