@@ -35,7 +35,8 @@ static const char *const usage_text =
     "  --models a,b,...        narrow the candidates\n"
     "  --rule range|dynmax|difference   rule of the `ipr` entry and the baselines\n"
     "  --delta D               dynmax margin (default 0)\n"
-    "  --expected-cost registry|mean-train   what the rule sees as cost (default registry)\n"
+    "  --expected-cost registry|mean-train|auto   what the rule sees as cost (default registry;\n"
+    "                          auto = mean-train when the training data has costs)\n"
     "  --json R.json  --svg CURVE.svg [--log-x]  --dump DECISIONS.jsonl  --markdown TABLE.md\n"
     "  --name NAME             dataset name in the reports (default: the file name)\n"
     "  --dump-router ipr|oracle|random|knn   whose decisions --dump writes\n"
@@ -348,7 +349,7 @@ static int expected_costs(const struct ev *v, const struct ipr_dataset *ds, doub
         return IPR_OK;
     }
     if (strcmp(v->expected_cost, "registry") != 0)
-        return ipr_error_set(IPR_ERR_INVAL, "--expected-cost must be registry or mean-train");
+        return ipr_error_set(IPR_ERR_INVAL, "--expected-cost must be registry, mean-train or auto");
     if (!v->reg)
         return ipr_error_set(IPR_ERR_INVAL, "--expected-cost registry needs a registry (--registry or --router)");
     double all[IPR_MAX_MODELS];
@@ -367,8 +368,26 @@ static int expected_costs(const struct ev *v, const struct ipr_dataset *ds, doub
     return IPR_OK;
 }
 
+/* --expected-cost auto: mean-train when the training split has a cost for
+ * every candidate, else registry. */
+static const char *resolve_auto(const struct ev *v)
+{
+    if (!v->train)
+        return "registry";
+    for (size_t j = 0; j < v->m; j++) {
+        int col = ipr_dataset_model_index(v->train, v->names[j]), any = 0;
+        for (size_t i = 0; col >= 0 && i < v->train->n && !any; i++)
+            any = !isnan(*ipr_dataset_cost(v->train, i, (size_t)col));
+        if (!any)
+            return "registry";
+    }
+    return "mean-train";
+}
+
 static int build_expected(struct ev *v)
 {
+    if (strcmp(v->expected_cost, "auto") == 0)
+        v->expected_cost = resolve_auto(v);
     v->E = malloc(v->n * v->m * sizeof *v->E);
     if (!v->E)
         return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
