@@ -142,8 +142,9 @@ int cmd_calibrate(int argc, char **argv)
     double taus[GRID];
     for (size_t k = 0; k < GRID; k++)
         taus[k] = (double)k / (GRID - 1);
+    struct ipr_eval_matrix mx = { P, mm };
     if ((rc = ipr_eval_ref_compute(q, c, n, mm, &ref)) != IPR_OK ||
-        (rc = ipr_eval_curve_run(q, c, E, n, mm, rule, delta, taus, GRID, ipr_eval_pred_matrix, P, NULL, &cv)) != IPR_OK)
+        (rc = ipr_eval_curve_run(q, c, E, n, mm, rule, delta, taus, GRID, ipr_eval_pred_matrix, &mx, NULL, &cv)) != IPR_OK)
         goto fail;
     int tm = -1;
     for (size_t j = 0; j < mm; j++)

@@ -117,7 +117,7 @@ static double *expected_costs(const struct ipr_registry *reg, const struct table
 }
 
 /* Validation figures recorded in the bundle, and the default tau. */
-static char *validation_report(const struct ipr_bundle *b, const struct table *t, const float *X, size_t d,
+static char *validation_report(struct ipr_bundle *b, const struct table *t, const float *X, size_t d,
                                const double *E, const struct ipr_qe_report *rep)
 {
     size_t m = t->m, nv = 0;
@@ -156,20 +156,20 @@ static char *validation_report(const struct ipr_bundle *b, const struct table *t
         for (size_t k = 0; k < IPR_EVAL_N_TAUS; k++)
             taus[k] = ipr_eval_tau(k);
         struct ipr_eval_curve cv;
+        struct ipr_eval_matrix mx = { P, m };
         if (ipr_eval_curve_run(q, c, e, nv, m, b->meta.default_rule, b->meta.delta, taus, IPR_EVAL_N_TAUS,
-                               ipr_eval_pred_matrix, P, NULL, &cv) == IPR_OK) {
+                               ipr_eval_pred_matrix, &mx, NULL, &cv) == IPR_OK) {
             struct ipr_eval_summary s;
             ipr_eval_summarise(&ref, cv.quality, cv.cost, cv.k, &s);
             cJSON_AddItemToObject(o, "arqgc", isfinite(s.arqgc) ? cJSON_CreateNumber(s.arqgc) : cJSON_CreateNull());
             cJSON_AddItemToObject(o, "cost_save_at_parity",
                                   isfinite(s.save_parity) ? cJSON_CreateNumber(s.save_parity) : cJSON_CreateNull());
+            b->meta.default_tau = parity_tau(&cv, &ref);
             ipr_eval_curve_free(&cv);
         }
         cJSON_AddStringToObject(o, "strongest", b->reg->models[ref.strongest].name);
         ipr_eval_ref_free(&ref);
     }
-    ((struct ipr_bundle *)b)->meta.default_tau =
-        nv ? choose_default_tau(P, q, e, c, nv, m, b->meta.default_rule, b->meta.delta) : 0.0;
     cJSON_AddNumberToObject(o, "default_tau", b->meta.default_tau);
     out = cJSON_PrintUnformatted(o);
 done:

@@ -157,24 +157,11 @@ fail:
     return rc;
 }
 
-double choose_default_tau(const double *P, const double *q, const double *E, const double *c,
-                          size_t n, size_t m, enum ipr_rule rule, double delta)
+double parity_tau(const struct ipr_eval_curve *cv, const struct ipr_eval_ref *ref)
 {
-    double taus[IPR_EVAL_N_TAUS];
-    for (size_t k = 0; k < IPR_EVAL_N_TAUS; k++)
-        taus[k] = ipr_eval_tau(k);
-    struct ipr_eval_ref ref;
-    struct ipr_eval_curve cv;
     double best = 0.0;
-    if (ipr_eval_ref_compute(q, c, n, m, &ref) != IPR_OK)
-        return 0.0;
-    if (ipr_eval_curve_run(q, c, E, n, m, rule, delta, taus, IPR_EVAL_N_TAUS, ipr_eval_pred_matrix,
-                           (void *)P, NULL, &cv) == IPR_OK) {
-        for (size_t k = 0; k < cv.k; k++)
-            if (cv.quality[k] >= ref.q_s - IPR_EVAL_EPS * fmax(1.0, fabs(ref.q_s)))
-                best = cv.tau[k];
-        ipr_eval_curve_free(&cv);
-    }
-    ipr_eval_ref_free(&ref);
+    for (size_t k = 0; k < cv->k; k++)
+        if (cv->quality[k] >= ref->q_s - IPR_EVAL_EPS * fmax(1.0, fabs(ref->q_s)))
+            best = cv->tau[k];
     return best;
 }

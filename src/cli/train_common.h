@@ -11,6 +11,7 @@
 
 #include "ipr/bundle.h"
 #include "ipr/data.h"
+#include "ipr/eval.h"
 
 struct table {
     size_t n, m;          /* prompts, registry models */
@@ -38,10 +39,8 @@ int table_rows(const struct table *t, const float *X, size_t d, int want,
 int load_inputs(const char *cmd, const char *const *data, int n_data, const char *const *regs, int n_regs,
                 struct ipr_dataset **ds, struct ipr_registry **reg);
 
-/* The default tau on validation predictions P (n, m): the largest tau of the
- * 0.01 grid whose mean validation quality reaches the strongest model's
- * (parity); 0 when none does. E are expected costs (n, m). */
-double choose_default_tau(const double *P, const double *q, const double *E, const double *c,
-                          size_t n, size_t m, enum ipr_rule rule, double delta);
+/* The default tau: the largest tau of a validation curve whose mean quality
+ * reaches the strongest model's (parity); 0 when none does. */
+double parity_tau(const struct ipr_eval_curve *cv, const struct ipr_eval_ref *ref);
 
 #endif
