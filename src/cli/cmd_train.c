@@ -26,8 +26,11 @@ static const char usage[] =
     "                 [--models a,b,...] [--rule range|dynmax|difference] [--tau T] [--delta D]\n"
     "                 [--hidden N] [--adapter-hidden N] [--epochs N] [--batch N] [--lr X] [--weight-decay X]\n"
     "                 [--pairwise X] [--dropout X] [--patience N] [--seed N] [--threads N] [--val-frac F]\n"
+    "                 [--folds K]\n"
     "Without --val, a validation part (--val-frac, default 0.1) is carved from the training data by a\n"
-    "hash of the id; it drives early stopping, calibration and the default tau.\n";
+    "hash of the id; it drives early stopping, calibration and the default tau.\n"
+    "--folds K first cross-validates the whole pipeline (view, embedding, training) on the training\n"
+    "data and prints each fold's validation ARQGC and saving; without -o it stops there.\n";
 
 /* Keeps only the registry models named in list (comma-separated). */
 static int restrict_models(struct ipr_registry *reg, const char *list)
@@ -116,16 +119,28 @@ static double *expected_costs(const struct ipr_registry *reg, const struct table
     return E;
 }
 
-/* Validation figures recorded in the bundle, and the default tau. */
-static char *validation_report(struct ipr_bundle *b, const struct table *t, const float *X, size_t d,
-                               const double *E, const struct ipr_qe_report *rep)
+struct val_figures {
+    double arqgc, save_parity, tau; /* NaN when undefined / not reached */
+    int strongest;
+};
+
+/* Validation figures of an estimator on the rows with is_val set: the
+ * router's curve under rule/delta, its ARQGC and saving at parity, and the
+ * parity tau (the default tau). Returns the figures as a JSON object string
+ * (malloc'd) or NULL on NOMEM. */
+static char *validation_report(const struct ipr_qe *qe, const struct table *t, const float *X, size_t d,
+                               const double *E, enum ipr_rule rule, double delta,
+                               const struct ipr_qe_report *rep, struct val_figures *vf)
 {
     size_t m = t->m, nv = 0;
     for (size_t i = 0; i < t->n; i++)
         nv += t->is_val[i];
+    vf->arqgc = vf->save_parity = NAN;
+    vf->tau = 0.0;
+    vf->strongest = -1;
     double *P = malloc((nv * m + 1) * sizeof *P), *q = malloc((nv * m + 1) * sizeof *q);
     double *c = malloc((nv * m + 1) * sizeof *c), *e = malloc((nv * m + 1) * sizeof *e);
-    float *scratch = malloc((ipr_qe_scratch_floats(b->qe) + 1) * sizeof *scratch);
+    float *scratch = malloc((ipr_qe_scratch_floats(qe) + 1) * sizeof *scratch);
     cJSON *o = cJSON_CreateObject();
     char *out = NULL;
     if (!P || !q || !c || !e || !scratch || !o)
@@ -134,7 +149,7 @@ static char *validation_report(struct ipr_bundle *b, const struct table *t, cons
     for (size_t i = 0; i < t->n; i++) {
         if (!t->is_val[i])
             continue;
-        ipr_qe_predict(b->qe, X + i * d, scratch, P + r * m);
+        ipr_qe_predict(qe, X + i * d, scratch, P + r * m);
         for (size_t k = 0; k < m; k++) {
             double y = t->y[i * m + k], cc = t->c[i * m + k];
             q[r * m + k] = isnan(y) ? 0.0 : y;
@@ -143,13 +158,6 @@ static char *validation_report(struct ipr_bundle *b, const struct table *t, cons
         }
         r++;
     }
-    cJSON_AddNumberToObject(o, "n", (double)nv);
-    cJSON_AddNumberToObject(o, "epochs", rep->epochs);
-    cJSON_AddNumberToObject(o, "best_epoch", rep->best_epoch);
-    cJSON_AddNumberToObject(o, "train_loss", rep->train_loss);
-    cJSON_AddNumberToObject(o, "val_loss", rep->val_loss);
-    cJSON_AddNumberToObject(o, "val_mae", rep->val_mae);
-    cJSON_AddNumberToObject(o, "train_seconds", rep->seconds);
     struct ipr_eval_ref ref;
     if (nv > 0 && ipr_eval_ref_compute(q, c, nv, m, &ref) == IPR_OK) {
         double taus[IPR_EVAL_N_TAUS];
@@ -157,25 +165,124 @@ static char *validation_report(struct ipr_bundle *b, const struct table *t, cons
             taus[k] = ipr_eval_tau(k);
         struct ipr_eval_curve cv;
         struct ipr_eval_matrix mx = { P, m };
-        if (ipr_eval_curve_run(q, c, e, nv, m, b->meta.default_rule, b->meta.delta, taus, IPR_EVAL_N_TAUS,
-                               ipr_eval_pred_matrix, &mx, NULL, &cv) == IPR_OK) {
+        if (ipr_eval_curve_run(q, c, e, nv, m, rule, delta, taus, IPR_EVAL_N_TAUS, ipr_eval_pred_matrix, &mx,
+                               NULL, &cv) == IPR_OK) {
             struct ipr_eval_summary s;
             ipr_eval_summarise(&ref, cv.quality, cv.cost, cv.k, &s);
-            cJSON_AddItemToObject(o, "arqgc", isfinite(s.arqgc) ? cJSON_CreateNumber(s.arqgc) : cJSON_CreateNull());
-            cJSON_AddItemToObject(o, "cost_save_at_parity",
-                                  isfinite(s.save_parity) ? cJSON_CreateNumber(s.save_parity) : cJSON_CreateNull());
-            b->meta.default_tau = parity_tau(&cv, &ref);
+            vf->arqgc = s.arqgc;
+            vf->save_parity = s.save_parity;
+            vf->tau = parity_tau(&cv, &ref);
             ipr_eval_curve_free(&cv);
         }
-        cJSON_AddStringToObject(o, "strongest", b->reg->models[ref.strongest].name);
+        vf->strongest = ref.strongest;
         ipr_eval_ref_free(&ref);
     }
-    cJSON_AddNumberToObject(o, "default_tau", b->meta.default_tau);
+    cJSON_AddNumberToObject(o, "n", (double)nv);
+    cJSON_AddNumberToObject(o, "epochs", rep->epochs);
+    cJSON_AddNumberToObject(o, "best_epoch", rep->best_epoch);
+    cJSON_AddNumberToObject(o, "train_loss", rep->train_loss);
+    cJSON_AddNumberToObject(o, "val_loss", rep->val_loss);
+    cJSON_AddNumberToObject(o, "val_mae", rep->val_mae);
+    cJSON_AddNumberToObject(o, "train_seconds", rep->seconds);
+    cJSON_AddItemToObject(o, "arqgc", isfinite(vf->arqgc) ? cJSON_CreateNumber(vf->arqgc) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "cost_save_at_parity",
+                          isfinite(vf->save_parity) ? cJSON_CreateNumber(vf->save_parity) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(o, "parity_tau", vf->tau);
     out = cJSON_PrintUnformatted(o);
 done:
     cJSON_Delete(o);
     free(P), free(q), free(c), free(e), free(scratch);
     return out;
+}
+
+/* One fit on the current split of t: learn the view from the training rows
+ * (unless input is FULL), embed every row into *X (n, *d), train the QE. */
+static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, const struct table *t,
+               const struct ipr_qe_config *cfg, int quiet, struct ipr_view **view, struct ipr_qe **qe,
+               float **X, size_t *d, struct ipr_qe_report *rep, double *t_embed)
+{
+    int rc = IPR_OK;
+    float *xt = NULL, *xv = NULL;
+    double *yt = NULL, *yv = NULL;
+    *view = NULL, *qe = NULL, *X = NULL;
+    if (input != IPR_INPUT_FULL) {
+        size_t nt = 0;
+        const char **tx = malloc((t->n + 1) * sizeof *tx);
+        size_t *tl = malloc((t->n + 1) * sizeof *tl);
+        if (tx && tl) {
+            for (size_t i = 0; i < t->n; i++)
+                if (!t->is_val[i]) {
+                    tx[nt] = t->texts[i];
+                    tl[nt++] = strlen(t->texts[i]);
+                }
+            rc = ipr_view_learn(tx, tl, nt, view);
+        } else {
+            rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+        }
+        free(tx), free(tl);
+        if (rc != IPR_OK)
+            return rc;
+    }
+    *d = enc->dim * (input == IPR_INPUT_FULL_VIEW ? 2 : 1);
+    if (!(*X = malloc((t->n * *d + 1) * sizeof **X)))
+        return ipr_error_set(IPR_ERR_NOMEM, "out of memory for %zu x %zu features", t->n, *d);
+    struct cli_progress pg;
+    double t0 = cli_now();
+    cli_progress_start(&pg, "embed", t->n);
+    if (quiet)
+        pg.enabled = 0;
+    rc = ipr_features_batch(enc, *view, input, t->texts, t->n, cfg->threads, *X, progress_cb, &pg);
+    cli_progress_end(&pg);
+    *t_embed = cli_now() - t0;
+    size_t ntr, nva;
+    if (rc == IPR_OK && (rc = table_rows(t, *X, *d, 0, &xt, &yt, &ntr)) == IPR_OK &&
+        (rc = table_rows(t, *X, *d, 1, &xv, &yv, &nva)) == IPR_OK) {
+        struct ipr_qe_data dtr = { ntr, *d, t->m, xt, yt }, dva = { nva, *d, t->m, xv, yv };
+        rc = ipr_qe_train(cfg, &dtr, nva ? &dva : NULL, qe, rep);
+    }
+    free(xt), free(xv), free(yt), free(yv);
+    return rc;
+}
+
+/* --folds K: K-fold cross-validation of the whole pipeline on the training
+ * data; prints each fold's validation figures and their mean. */
+static int cross_validate(const struct ipr_encoder *enc, enum ipr_input_mode input, struct table *t,
+                          const struct ipr_qe_config *cfg, const double *E, enum ipr_rule rule, double delta,
+                          int folds)
+{
+    double sum_a = 0, sum_a2 = 0, sum_s = 0;
+    int n_s = 0;
+    struct ipr_qe_config quiet_cfg = *cfg;
+    quiet_cfg.verbose = 0;
+    cfg = &quiet_cfg;
+    printf("{\"folds\": [");
+    for (int k = 0; k < folds; k++) {
+        table_split_fold(t, folds, k);
+        struct ipr_view *view;
+        struct ipr_qe *qe;
+        float *X;
+        size_t d;
+        struct ipr_qe_report rep = { 0 };
+        double te;
+        int rc = fit(enc, input, t, cfg, 1, &view, &qe, &X, &d, &rep, &te);
+        struct val_figures vf;
+        char *js = rc == IPR_OK ? validation_report(qe, t, X, d, E, rule, delta, &rep, &vf) : NULL;
+        ipr_view_free(view);
+        ipr_qe_free(qe);
+        free(X);
+        if (!js)
+            return rc != IPR_OK ? rc : ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+        printf("%s%s", k ? ",\n  " : "\n  ", js);
+        fflush(stdout);
+        free(js);
+        sum_a += vf.arqgc, sum_a2 += vf.arqgc * vf.arqgc;
+        if (isfinite(vf.save_parity))
+            sum_s += vf.save_parity, n_s++;
+    }
+    double mean = sum_a / folds, sd = sqrt(fmax(0.0, sum_a2 / folds - mean * mean));
+    printf("],\n \"arqgc_mean\": %.4f, \"arqgc_sd\": %.4f, \"parity_reached\": %d, \"cost_save_at_parity_mean\": %.4f}\n",
+           mean, sd, n_s, n_s ? sum_s / n_s : 0.0);
+    return IPR_OK;
 }
 
 int cmd_train(int argc, char **argv)
@@ -190,9 +297,10 @@ int cmd_train(int argc, char **argv)
         { "pairwise", 1, NULL, 0, { 0 }, 0 }, { "dropout", 1, NULL, 0, { 0 }, 0 },
         { "patience", 1, NULL, 0, { 0 }, 0 }, { "seed", 1, NULL, 0, { 0 }, 0 }, { "threads", 1, NULL, 0, { 0 }, 0 },
         { "val-frac", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 }, { "help", 0, NULL, 0, { 0 }, 0 },
+        { "folds", 1, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
-    const char *pos[4];
+    const char *pos[4], *s;
     int npos, rc;
     /* "-o" is accepted as "--o". */
     for (int i = 1; i < argc; i++)
@@ -206,7 +314,12 @@ int cmd_train(int argc, char **argv)
     }
     const char *outp = cli_get(o, no, "o") ? cli_get(o, no, "o") : cli_get(o, no, "output");
     struct cli_opt *od = &o[0], *orr = &o[1], *ov = &o[2];
-    if (npos || !outp || !od->n_values || !orr->n_values) {
+    long folds = 0;
+    if ((s = cli_get(o, no, "folds")) && (cli_long(s, &folds) || folds < 2 || folds > 50)) {
+        fprintf(stderr, "ipr train: --folds must be in [2, 50]\n");
+        return 2;
+    }
+    if (npos || (!outp && !folds) || !od->n_values || !orr->n_values) {
         fputs(usage, stderr);
         return 2;
     }
@@ -219,7 +332,6 @@ int cmd_train(int argc, char **argv)
     double val_frac = 0.1, tau = -1, delta = 0;
     enum ipr_rule rule = IPR_RULE_RANGE;
     enum ipr_input_mode input = IPR_INPUT_FULL_VIEW;
-    const char *s;
     if ((s = cli_get(o, no, "val-frac")) && (cli_double(s, &val_frac) || val_frac <= 0 || val_frac >= 1))
         return cli_fail("train", ipr_error_set(IPR_ERR_INVAL, "--val-frac must be in (0,1)"));
     if ((s = cli_get(o, no, "tau")) && (cli_double(s, &tau) || tau < 0 || tau > 1))
@@ -245,8 +357,8 @@ int cmd_train(int argc, char **argv)
     struct ipr_encoder *enc = NULL;
     struct ipr_bundle b = { 0 };
     struct table t = { 0 };
-    float *X = NULL, *xt = NULL, *xv = NULL;
-    double *yt = NULL, *yv = NULL, *E = NULL;
+    float *X = NULL;
+    double *E = NULL;
     char encpath[4096];
     int ret = 1;
     if ((s = cli_get(o, no, "models")) && (rc = restrict_models(reg, s)) != IPR_OK)
@@ -282,51 +394,27 @@ int cmd_train(int argc, char **argv)
         }
     }
 
-    /* The boilerplate view is learned from training rows only. */
-    if (input != IPR_INPUT_FULL) {
-        size_t nt = 0;
-        const char **tx = malloc((t.n + 1) * sizeof *tx);
-        size_t *tl = malloc((t.n + 1) * sizeof *tl);
-        if (!tx || !tl) {
-            free(tx), free(tl);
-            rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+    if (!(E = expected_costs(reg, &t))) {
+        rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (folds > 0) {
+        if ((rc = cross_validate(enc, input, &t, &cfg, E, rule, delta, (int)folds)) != IPR_OK)
             goto fail;
+        if (!outp) {
+            ret = 0;
+            goto out;
         }
-        for (size_t i = 0; i < t.n; i++)
-            if (!t.is_val[i]) {
-                tx[nt] = t.texts[i];
-                tl[nt++] = strlen(t.texts[i]);
-            }
-        rc = ipr_view_learn(tx, tl, nt, &b.view);
-        free(tx), free(tl);
-        if (rc != IPR_OK)
-            goto fail;
+        table_split(&t, n_train_rows, val_frac);
     }
-    size_t d = enc->dim * (input == IPR_INPUT_FULL_VIEW ? 2 : 1);
-    X = malloc((t.n * d + 1) * sizeof *X);
-    if (!X) {
-        rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory for %zu x %zu features", t.n, d);
-        goto fail;
-    }
-    struct cli_progress pg;
-    double t0 = cli_now();
-    cli_progress_start(&pg, "embed", t.n);
-    if (quiet)
-        pg.enabled = 0;
-    rc = ipr_features_batch(enc, b.view, input, t.texts, t.n, cfg.threads, X, progress_cb, &pg);
-    cli_progress_end(&pg);
-    if (rc != IPR_OK)
-        goto fail;
-    double t_embed = cli_now() - t0;
-
-    size_t ntr, nva;
-    if ((rc = table_rows(&t, X, d, 0, &xt, &yt, &ntr)) != IPR_OK ||
-        (rc = table_rows(&t, X, d, 1, &xv, &yv, &nva)) != IPR_OK)
-        goto fail;
-    struct ipr_qe_data dtr = { ntr, d, t.m, xt, yt }, dva = { nva, d, t.m, xv, yv };
+    size_t d;
+    double t_embed;
     struct ipr_qe_report rep = { 0 };
-    if ((rc = ipr_qe_train(&cfg, &dtr, nva ? &dva : NULL, &b.qe, &rep)) != IPR_OK)
+    if ((rc = fit(enc, input, &t, &cfg, quiet, &b.view, &b.qe, &X, &d, &rep, &t_embed)) != IPR_OK)
         goto fail;
+    size_t ntr = 0, nva = 0;
+    for (size_t i = 0; i < t.n; i++)
+        t.is_val[i] ? nva++ : ntr++;
 
     b.reg = reg;
     struct ipr_bundle_meta *m = &b.meta;
@@ -344,12 +432,12 @@ int cmd_train(int argc, char **argv)
     m->data_checksum = h;
     time_t now = time(NULL);
     strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    if (!(E = expected_costs(reg, &t)) || !(m->metrics_json = validation_report(&b, &t, X, d, E, &rep))) {
+    struct val_figures vf;
+    if (!(m->metrics_json = validation_report(b.qe, &t, X, d, E, rule, delta, &rep, &vf))) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (tau >= 0)
-        m->default_tau = tau;
+    m->default_tau = tau >= 0 ? tau : vf.tau;
     if ((rc = ipr_bundle_write(&b, outp)) != IPR_OK)
         goto fail;
     if (!quiet)
@@ -371,6 +459,6 @@ out:
         ipr_dataset_free(ds[i]);
     ipr_encoder_close(enc);
     table_free(&t);
-    free(X), free(xt), free(xv), free(yt), free(yv), free(E);
+    free(X), free(E);
     return ret;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, struct table *t)
 {
@@ -62,6 +63,12 @@ void table_split(struct table *t, size_t n_train_rows, double val_frac)
 {
     for (size_t i = 0; i < t->n; i++)
         t->is_val[i] = i >= n_train_rows ? 1 : ipr_split_of(t->ids[i], val_frac, 0.0) == 1;
+}
+
+void table_split_fold(struct table *t, int folds, int k)
+{
+    for (size_t i = 0; i < t->n; i++)
+        t->is_val[i] = (int)(XXH3_64bits(t->ids[i], strlen(t->ids[i])) % (uint64_t)folds) == k;
 }
 
 int table_rows(const struct table *t, const float *X, size_t d, int want,

@@ -31,6 +31,9 @@ void table_free(struct table *t);
  * table_build on train + val), else a hash split of the ids. */
 void table_split(struct table *t, size_t n_train_rows, double val_frac);
 
+/* Marks fold k of `folds` (by a hash of the id) as validation. */
+void table_split_fold(struct table *t, int folds, int k);
+
 /* Rows where is_val == want, copied into x_out/y_out (allocated). */
 int table_rows(const struct table *t, const float *X, size_t d, int want,
                float **x_out, double **y_out, size_t *n_out);
