@@ -191,6 +191,7 @@ struct ipr_plot_series {
     const double *quality;    /* (n) y values: mean quality */
     const char *const *labels;/* (n) point labels, or NULL */
     int dashed;
+    double radius;            /* point radius in px; 0 = the style's default */
 };
 
 struct ipr_plot {
@@ -203,7 +204,9 @@ struct ipr_plot {
     const struct ipr_plot_series *series;
 };
 
-/* Writes a standalone SVG quality-vs-cost plot (temporary file, rename). */
+/* Writes a standalone SVG quality-vs-cost plot (temporary file, rename).
+ * The legend lists the series in order; they are drawn in reverse order, so
+ * the first series is on top. */
 int ipr_plot_svg_write(const struct ipr_plot *plot, const char *path);
 
 #ifdef __cplusplus

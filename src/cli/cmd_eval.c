@@ -795,47 +795,57 @@ static const char *short_name(const char *name)
 static int write_svg(const struct ev *v, const char *path, const char *dataset, int log_x)
 {
     struct ipr_plot_series s[MAX_ROUTERS + 1];
+    char names[MAX_ROUTERS + 1][64];
     const char *labels[IPR_MAX_MODELS];
     size_t ns = 0;
     for (size_t j = 0; j < v->m; j++)
         labels[j] = short_name(v->names[j]);
-    static const char *const ipr_colors[4] = { "#d62728", "#ff7f0e", "#9467bd", "#8c564b" };
+    static const char *const ipr_colors[3] = { "#d62728", "#ff7f0e", "#9467bd" };
+    /* Legend order (and drawing order, reversed: the first is on top): the
+     * router's curves, k-NN, oracle, single models, random. */
+    static const char *const order[] = { "ipr", "ipr-range", "ipr-dynmax", "ipr-difference", "knn",
+                                         "oracle", "single-models", "random" };
     int ipr_i = 0;
-    for (int r = 0; r < v->n_e; r++) {
-        const struct entry *e = &v->e[r];
-        struct ipr_plot_series x = { .name = e->name, .n = e->cv.k, .cost = e->cv.cost,
-                                     .quality = e->cv.quality };
-        if (e->kind == 1) {
-            x.name = "single models";
-            x.color = "#444444";
-            x.style = IPR_PLOT_POINTS;
-            x.labels = labels;
-        } else if (strncmp(e->name, "ipr", 3) == 0) {
-            if (strcmp(e->name, "ipr") != 0 && v->n_e > 0) {
-                /* the default-rule duplicate is already drawn as "ipr" */
-                if (strcmp(e->name + 4, ipr_rule_name(v->e[0].rule)) == 0 && strcmp(v->e[0].name, "ipr") == 0)
-                    continue;
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+        for (int r = 0; r < v->n_e; r++) {
+            const struct entry *e = &v->e[r];
+            if (strcmp(e->name, order[o]) != 0)
+                continue;
+            struct ipr_plot_series x = { .name = names[ns], .n = e->cv.k, .cost = e->cv.cost,
+                                         .quality = e->cv.quality, .style = IPR_PLOT_LINE_POINTS };
+            if (strcmp(e->name, "ipr") == 0) {
+                snprintf(names[ns], sizeof names[ns], "ipr (%s rule)", ipr_rule_name(e->rule));
+                x.color = ipr_colors[ipr_i++ % 3];
+            } else if (strncmp(e->name, "ipr-", 4) == 0) {
+                if (v->router && e->rule == v->rule)
+                    continue; /* the same curve as "ipr" */
+                snprintf(names[ns], sizeof names[ns], "ipr, %s rule", ipr_rule_name(e->rule));
+                x.color = ipr_colors[ipr_i++ % 3];
+                x.dashed = 1;
+            } else if (strcmp(e->name, "knn") == 0) {
+                snprintf(names[ns], sizeof names[ns], "k-NN router (k = %zu)", v->knn_k);
+                x.color = "#1f77b4";
+            } else if (strcmp(e->name, "oracle") == 0) {
+                snprintf(names[ns], sizeof names[ns], "oracle");
+                x.color = "#2ca02c";
+            } else if (e->kind == 1) {
+                snprintf(names[ns], sizeof names[ns], "single models");
+                x.color = "#444444";
+                x.style = IPR_PLOT_POINTS;
+                x.labels = labels;
+            } else {
+                snprintf(names[ns], sizeof names[ns], "random (one point per tau)");
+                x.color = "#bdbdbd";
+                x.style = IPR_PLOT_POINTS;
+                x.radius = 3.0;
             }
-            x.color = ipr_colors[ipr_i++ % 4];
-            x.style = IPR_PLOT_LINE_POINTS;
-            x.dashed = strcmp(e->name, "ipr") != 0;
-        } else if (strcmp(e->name, "oracle") == 0) {
-            x.color = "#2ca02c";
-            x.style = IPR_PLOT_LINE_POINTS;
-        } else if (strcmp(e->name, "random") == 0) {
-            x.name = "random (one point per tau)";
-            x.color = "#b0b0b0";
-            x.style = IPR_PLOT_POINTS;
-        } else {
-            x.color = "#1f77b4";
-            x.style = IPR_PLOT_LINE_POINTS;
+            s[ns++] = x;
         }
-        s[ns++] = x;
-    }
-    char title[160], sub[200], hl[160];
+    char title[160], sub[240], hl[160];
     snprintf(title, sizeof title, "Quality vs cost on %s", dataset);
-    snprintf(sub, sizeof sub, "%zu test prompts, %zu candidate models, rule %s, tau = 0 … 1 in steps of 0.01",
-             v->n, v->m, ipr_rule_name(v->rule));
+    snprintf(sub, sizeof sub, "%zu test prompts, %zu candidate models; tau = 0 … 1 in steps of 0.01; "
+             "baselines use the %s rule; expected cost: %s", v->n, v->m, ipr_rule_name(v->rule),
+             strcmp(v->expected_cost, "mean-train") == 0 ? "mean training cost" : "registry estimate");
     snprintf(hl, sizeof hl, "strongest model's quality (%s)", short_name(v->names[v->ref.strongest]));
     struct ipr_plot plot = { .title = title, .subtitle = sub, .log_x = log_x, .hline = v->ref.q_s,
                              .hline_label = hl, .n_series = ns, .series = s };

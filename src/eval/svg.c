@@ -181,8 +181,14 @@ int ipr_plot_svg_write(const struct ipr_plot *p, const char *path)
         bprintf(&b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.2\" "
                     "stroke-dasharray=\"6 4\"/>\n", ML, W - MR, y, y);
     }
-    for (size_t s = 0; s < p->n_series; s++) {
+    /* Two passes: everything in reverse order, then labelled point series
+     * (the single models) on top so no curve hides them. */
+    for (size_t k = 0; k < 2 * p->n_series; k++) {
+        size_t pass = k / p->n_series, s = p->n_series - 1 - k % p->n_series;
         const struct ipr_plot_series *se = &p->series[s];
+        int on_top = se->labels && se->style == IPR_PLOT_POINTS;
+        if (on_top != (int)pass)
+            continue;
         if (se->style != IPR_PLOT_POINTS) {
             bprintf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.2\" stroke-linejoin=\"round\"%s points=\"",
                     se->color, se->dashed ? " stroke-dasharray=\"7 4\"" : "");
@@ -191,7 +197,7 @@ int ipr_plot_svg_write(const struct ipr_plot *p, const char *path)
                     bprintf(&b, "%.2f,%.2f ", map(&ax, se->cost[i]), map(&ay, se->quality[i]));
             bprintf(&b, "\"/>\n");
         }
-        double r = se->style == IPR_PLOT_POINTS ? 4.5 : 2.6;
+        double r = se->radius > 0 ? se->radius : se->style == IPR_PLOT_POINTS ? 4.5 : 2.6;
         if (se->style == IPR_PLOT_POINTS || se->style == IPR_PLOT_LINE_POINTS)
             for (size_t i = 0; i < se->n; i++) {
                 if (!usable(p, se->cost[i], se->quality[i]))
@@ -255,7 +261,7 @@ int ipr_plot_svg_write(const struct ipr_plot *p, const char *path)
             bprintf(&b, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2.2\"%s/>\n",
                     lx, lx + 26, ly - 4, ly - 4, se->color, se->dashed ? " stroke-dasharray=\"7 4\"" : "");
         bprintf(&b, "<circle cx=\"%d\" cy=\"%d\" r=\"%.1f\" fill=\"%s\"/>\n", lx + 13, ly - 4,
-                se->style == IPR_PLOT_POINTS ? 4.5 : 2.6, se->color);
+                se->radius > 0 ? se->radius : se->style == IPR_PLOT_POINTS ? 4.5 : 2.6, se->color);
         bprintf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"13\" fill=\"#222\">", lx + 34, ly);
         bescape(&b, se->name);
         bprintf(&b, "</text>\n");
