@@ -61,6 +61,9 @@ static inline double *ipr_dataset_cost(const struct ipr_dataset *ds, size_t i, s
 /* JSON Lines I/O. Read errors name the file and line (ipr_error_message). */
 int ipr_dataset_read(const char *path, struct ipr_dataset **out);
 int ipr_dataset_write(const struct ipr_dataset *ds, const char *path);
+/* The JSON Lines text ipr_dataset_write writes, as a malloc'd buffer (caller
+ * frees; length in *len); NULL on NOMEM. */
+char *ipr_dataset_to_jsonl(const struct ipr_dataset *ds, size_t *len);
 /* (A dataset without prompts is written as an empty file, which the reader
  * rejects as "empty file".) */
 /* Parses JSON Lines from memory; name is used in error messages ("NAME:LINE:

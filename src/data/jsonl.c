@@ -258,11 +258,11 @@ static void put_values(FILE *f, const struct ipr_dataset *ds, size_t i, const do
     fputc('}', f);
 }
 
-int ipr_dataset_write(const struct ipr_dataset *ds, const char *path)
+char *ipr_dataset_to_jsonl(const struct ipr_dataset *ds, size_t *len_out)
 {
     char *buf = NULL; size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (!f) return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path);
+    if (!f) return NULL;
     for (size_t i = 0; i < ds->n; i++) {
         const struct ipr_prompt *p = &ds->prompts[i];
         const double *sc = ds->scores + i * ds->n_models, *co = ds->costs + i * ds->n_models;
@@ -275,7 +275,16 @@ int ipr_dataset_write(const struct ipr_dataset *ds, const char *path)
         if (any_cost) { fputs(", \"costs\": ", f); put_values(f, ds, i, co, 0); }
         fputs("}\n", f);
     }
-    if (fclose(f) != 0 || !buf) { free(buf); return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path); }
+    if (fclose(f) != 0 || !buf) { free(buf); return NULL; }
+    if (len_out) *len_out = len;
+    return buf;
+}
+
+int ipr_dataset_write(const struct ipr_dataset *ds, const char *path)
+{
+    size_t len;
+    char *buf = ipr_dataset_to_jsonl(ds, &len);
+    if (!buf) return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path);
     int rc = data_write_file(path, buf, len);
     free(buf);
     return rc;

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,13 +20,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ds || strlen(ipr_error_message()) == 0) __builtin_trap();
         return 0;
     }
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/ipr-fuzz-jsonl.%d.jsonl", (int)getpid());
-    if (ipr_dataset_write(ds, path) == IPR_OK) {
-        if (ipr_dataset_read(path, &back) != IPR_OK) __builtin_trap();
+    size_t len;
+    char *text = ipr_dataset_to_jsonl(ds, &len);
+    if (text) {
+        if (ipr_dataset_parse(text, len, "rewritten.jsonl", &back) != IPR_OK) __builtin_trap();
         if (ipr_dataset_checksum(ds) != ipr_dataset_checksum(back)) __builtin_trap();
         ipr_dataset_free(back);
-        unlink(path);
+        free(text);
     }
     ipr_dataset_free(ds);
     return 0;
