@@ -34,5 +34,5 @@ head -c 200 "$d/v.json" > "$d/bad.json"
 "$IPR" encoder convert "$d/bad.json" -o "$d/bad.ipre" 2>/dev/null && fail "bad JSON accepted" || ok
 [ -z "$(ls "$d" | grep bad.ipre)" ] && ok || fail "failed convert left a file"
 "$IPR" encoder 2>/dev/null && fail "no subcommand accepted" || ok
-echo "$passed passed, $failed failed"
+echo "$(basename "$0"): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

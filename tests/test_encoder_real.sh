@@ -11,7 +11,7 @@ IPR=${IPR:-$(cd "$(dirname "$0")/.." && pwd)/build/ipr}
 passed=0; failed=0
 ok()   { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-if [ "${IPR_SKIP_NETWORK:-0}" = 1 ]; then echo "skipped (IPR_SKIP_NETWORK=1)"; echo "0 passed, 0 failed"; exit 0; fi
+if [ "${IPR_SKIP_NETWORK:-0}" = 1 ]; then echo "skipped (IPR_SKIP_NETWORK=1)"; echo "$(basename "$0"): 0 passed, 0 failed"; exit 0; fi
 
 file=$("$IPR" encoder fetch 2>/tmp/ipr_fetch_err.$$) || { cat /tmp/ipr_fetch_err.$$ >&2; fail "encoder fetch"; }
 rm -f /tmp/ipr_fetch_err.$$
@@ -37,5 +37,5 @@ if [ -n "${file:-}" ] && [ -f "$file" ]; then
     t1=$(date +%s)
     [ $((t1 - t0)) -le 5 ] && ok || fail "second fetch took $((t1 - t0)) s"
 fi
-echo "$passed passed, $failed failed"
+echo "$(basename "$0"): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

