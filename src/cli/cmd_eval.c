@@ -695,7 +695,13 @@ static char *build_markdown(const struct ev *v, const char *dataset)
             snprintf(t1, sizeof t1, "%.3f", e->qe.top1);
             snprintf(sp, sizeof sp, "%.3f", e->qe.spearman);
         }
-        if (strcmp(e->name, "knn") == 0)
+        if (strncmp(e->name, "ipr-", 4) == 0 && v->router && e->rule == v->rule)
+            continue; /* the same curve as the "ipr" row */
+        if (strcmp(e->name, "ipr") == 0)
+            snprintf(name, sizeof name, "**ipr** (%s rule)", ipr_rule_name(e->rule));
+        else if (strncmp(e->name, "ipr-", 4) == 0)
+            snprintf(name, sizeof name, "ipr, %s rule", ipr_rule_name(e->rule));
+        else if (strcmp(e->name, "knn") == 0)
             snprintf(name, sizeof name, "k-NN (k = %zu)", v->knn_k);
         else if (strcmp(e->name, "single-models") == 0)
             snprintf(name, sizeof name, "best single model per budget");

@@ -68,10 +68,22 @@ static double nice_step(double range, int target)
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
 }
 
-static void fmt_cost(char *out, size_t cap, double v)
+/* "$0.0025": fixed notation with the given number of decimals (never an
+ * exponent, which reads badly on a money axis). */
+static void fmt_cost(char *out, size_t cap, double v, int decimals)
 {
-    if (v == 0) { snprintf(out, cap, "$0"); return; }
-    snprintf(out, cap, "$%.6g", v);
+    if (decimals < 0) decimals = 0;
+    if (decimals > 12) decimals = 12;
+    snprintf(out, cap, "$%.*f", decimals, v);
+}
+
+/* Decimals needed to show a step (or a value) of this size exactly enough. */
+static int decimals_for(double step)
+{
+    if (!(step > 0))
+        return 0;
+    int d = (int)ceil(-log10(step) - 1e-9);
+    return d < 0 ? 0 : d;
 }
 
 /* Every drawable point must be finite (and positive on a log axis). */
@@ -141,29 +153,34 @@ int ipr_plot_svg_write(const struct ipr_plot *p, const char *path)
                 ML - 8, y + 4, st < 0.1 - 1e-12 ? 2 : 1, v);
     }
     if (p->log_x) {
-        for (double dec = ax.lo; dec <= ax.hi * 1.0001; dec *= 10) {
-            double d0 = pow(10, floor(log10(dec) + 1e-9));
+        /* Decade ticks always labelled; 2x..9x ticks labelled while they stay
+         * clear (62 px) of the previous label and of the next decade's. */
+        int e0 = (int)floor(log10(ax.lo) + 1e-9), e1 = (int)ceil(log10(ax.hi) - 1e-9);
+        double last = -1e9;
+        for (int e = e0; e <= e1; e++) {
+            double d0 = pow(10, e), next = map(&ax, d0 * 10);
             for (int k = 1; k <= 9; k++) {
                 double v = d0 * k;
                 if (v < ax.lo * 0.9999 || v > ax.hi * 1.0001) continue;
                 double x = map(&ax, v);
-                int major = k == 1, labelled = k == 1 || k == 2 || k == 5;
+                int major = k == 1;
+                int labelled = major || (x - last >= 62 && (d0 * 10 > ax.hi * 1.0001 || next - x >= 62));
                 bprintf(&b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"%s\"/>\n", x, x, MT, H - MB,
                         major ? "#d8d8d8" : "#efefef");
                 if (labelled) {
-                    fmt_cost(lab, sizeof lab, v);
+                    fmt_cost(lab, sizeof lab, v, decimals_for(d0));
                     bprintf(&b, "<text x=\"%.1f\" y=\"%d\" font-size=\"%d\" text-anchor=\"middle\" fill=\"#333\">%s</text>\n",
                             x, H - MB + 18, major ? 12 : 10, lab);
+                    last = x;
                 }
             }
-            if (d0 > dec * 1.5) break;
         }
     } else {
         double sx = nice_step(ax.hi - ax.lo, 7);
         for (double v = ceil(ax.lo / sx) * sx; v <= ax.hi + sx * 1e-6; v += sx) {
             double x = map(&ax, v);
             bprintf(&b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#e3e3e3\"/>\n", x, x, MT, H - MB);
-            fmt_cost(lab, sizeof lab, fabs(v) < sx * 1e-6 ? 0 : v);
+            fmt_cost(lab, sizeof lab, fabs(v) < sx * 1e-6 ? 0 : v, decimals_for(sx));
             bprintf(&b, "<text x=\"%.1f\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\" fill=\"#333\">%s</text>\n",
                     x, H - MB + 18, lab);
         }
