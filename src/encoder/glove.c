@@ -93,11 +93,18 @@ static inline void axpy(v4f *restrict y, float a, const float *restrict x, size_
  * in the top byte and mixed with the seed by the murmur3 64-bit finaliser
  * (a library call per 3-byte n-gram would cost more than the hash); longer
  * n-grams use XXH3. Part of the file format: changing it needs a version. */
-static inline uint64_t gram_hash(const char *p, size_t g, uint64_t seed)
+static inline uint64_t gram_hash(const unsigned char *p, size_t g, uint64_t seed)
 {
     if (g > 7) return XXH3_64bits_withSeed(p, g, seed);
-    uint64_t x = (uint64_t)g << 56;
-    for (size_t i = 0; i < g; i++) x |= (uint64_t)(unsigned char)p[i] << (8 * i);
+    /* p has 8 readable bytes: load them and keep g (same as assembling
+     * p[0..g) little-endian byte by byte) */
+    uint64_t x;
+    memcpy(&x, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    x &= ((uint64_t)1 << (8 * g)) - 1;
+    x |= (uint64_t)g << 56;
     x ^= seed;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
@@ -109,11 +116,12 @@ static inline uint64_t gram_hash(const char *p, size_t g, uint64_t seed)
 
 static void ngrams(const struct glove_hdr *h, float *out, const char *w, size_t n, float weight)
 {
-    char buf[MAX_GRAM_TOKEN + 2];
+    unsigned char buf[MAX_GRAM_TOKEN + 2 + 8];
     if (n > MAX_GRAM_TOKEN) n = MAX_GRAM_TOKEN;
     buf[0] = '<';
     memcpy(buf + 1, w, n);
     buf[n + 1] = '>';
+    memset(buf + n + 2, 0, 8); /* gram_hash reads 8 bytes */
     size_t L = n + 2, count = 0;
     for (size_t g = h->ngram_min; g <= h->ngram_max; g++)
         if (L >= g) count += L - g + 1;
@@ -135,51 +143,56 @@ static void stats(const char *raw, size_t len, const char *norm, size_t nlen,
                   const struct ipr_tok *tok, size_t nt, size_t tail_start, size_t oov,
                   size_t repaired, float *s, size_t n_stats)
 {
-    size_t upper = 0, letters = 0, code = 0, math = 0, quest = 0, options = 0, newlines = 0, ctrl = 0;
-    size_t digits = 0, nonspace = 0;
-    int line_start = 1;
     (void)norm;
     (void)nlen;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        if (c > ' ') nonspace++;
-        if (line_start && c != ' ' && c != '\t') {
-            size_t j = i;
-            if (raw[j] == '(' && j + 1 < len) j++;
-            if (j + 1 < len && ((raw[j] >= 'A' && raw[j] <= 'E') || (raw[j] >= 'a' && raw[j] <= 'e')) &&
-                (raw[j + 1] == ')' || raw[j + 1] == '.' || raw[j + 1] == ':') &&
-                (j + 2 == len || raw[j + 2] == ' ' || raw[j + 2] == '\n'))
-                options++;
-            line_start = 0;
+    /* a byte histogram for the plain counts, then pattern searches for the
+     * few markers that need context */
+    size_t hist[256] = {0};
+    for (size_t i = 0; i < len; i++) hist[(unsigned char)raw[i]]++;
+    size_t upper = 0, lower = 0, digits = 0, nonspace = len, ctrl = 0;
+    for (int c = 'A'; c <= 'Z'; c++) upper += hist[c];
+    for (int c = 'a'; c <= 'z'; c++) lower += hist[c];
+    for (int c = '0'; c <= '9'; c++) digits += hist[c];
+    for (int c = 0; c <= ' '; c++) nonspace -= hist[c];
+    for (int c = 0; c < 0x20; c++)
+        if (c != '\t' && c != '\r' && c != '\n') ctrl += hist[c];
+    size_t letters = upper + lower, newlines = hist['\n'], quest = hist['?'];
+    size_t code = hist['{'] + hist['}'] + hist[';'];
+    size_t math = hist['$'] + hist['^'] + hist['='] + hist['\\'];
+    const char *p, *end = raw + len;
+    for (p = raw; (p = memmem(p, (size_t)(end - p), "```", 3)) != NULL; p += 3) code += 3;
+    for (p = raw; (p = memmem(p, (size_t)(end - p), "()", 2)) != NULL; p += 1) code++;
+    for (p = raw; (p = memmem(p, (size_t)(end - p), "#include", 8)) != NULL; p += 1)
+        if (p + 8 < end) code += 2;
+    /* "def " / "return " / "import " starting a word hint at code */
+    static const char *const kw[3] = { "def ", "return ", "import " };
+    for (int k = 0; k < 3; k++) {
+        size_t kl = strlen(kw[k]);
+        for (p = raw; (p = memmem(p, (size_t)(end - p), kw[k], kl)) != NULL; p += 1)
+            if (p == raw || p[-1] == ' ' || p[-1] == '\n') code += 2;
+    }
+    if (hist['\\'])
+        for (p = raw; (p = memmem(p, (size_t)(end - p), "\\frac", 5)) != NULL; p += 1)
+            if (p + 5 < end) math += 2;
+    if (hist['+'] + hist['*'] + hist['/'] + hist['<'] + hist['>'])
+        for (size_t i = 1; i + 1 < len; i++) {
+            char c = raw[i];
+            if ((c == '+' || c == '*' || c == '/' || c == '<' || c == '>') &&
+                raw[i - 1] >= '0' && raw[i - 1] <= '9' && raw[i + 1] >= '0' && raw[i + 1] <= '9')
+                math++;
         }
-        if (c >= 'a' && c <= 'z') {
-            letters++;
-            /* "def " / "return " / "import " starting a word hint at code */
-            if ((c == 'd' || c == 'r' || c == 'i') && (i == 0 || raw[i - 1] == ' ' || raw[i - 1] == '\n') &&
-                ((i + 4 <= len && memcmp(raw + i, "def ", 4) == 0) ||
-                 (i + 7 <= len && (memcmp(raw + i, "return ", 7) == 0 || memcmp(raw + i, "import ", 7) == 0))))
-                code += 2;
-            continue;
-        }
-        if (c >= 'A' && c <= 'Z') { upper++; letters++; continue; }
-        if (c >= '0' && c <= '9') { digits++; continue; }
-        switch (c) {
-        case ' ': break;
-        case '\n': newlines++; line_start = 1; break;
-        case '{': case '}': case ';': code++; break;
-        case '`': if (i + 2 < len && raw[i + 1] == '`' && raw[i + 2] == '`') { code += 3; nonspace += 2; i += 2; } break;
-        case '(': if (i + 1 < len && raw[i + 1] == ')') code++; break;
-        case '#': if (i + 8 < len && memcmp(raw + i, "#include", 8) == 0) code += 2; break;
-        case '$': case '^': case '=': math++; break;
-        case '\\': math++; if (i + 5 < len && memcmp(raw + i, "\\frac", 5) == 0) math += 2; break;
-        case '+': case '*': case '/': case '<': case '>':
-            if (i > 0 && i + 1 < len && raw[i - 1] >= '0' && raw[i - 1] <= '9' && raw[i + 1] >= '0' && raw[i + 1] <= '9') math++;
-            break;
-        case '?': quest++; break;
-        default:
-            if (c < 0x20 && c != '\t' && c != '\r') ctrl++;
-            break;
-        }
+    /* option lines: "A) ...", "b. ...", "(C) ..." at a line start */
+    size_t options = 0;
+    for (p = raw; p && p < end;) {
+        size_t j = (size_t)(p - raw);
+        while (j < len && (raw[j] == ' ' || raw[j] == '\t')) j++;
+        if (j < len && raw[j] == '(' && j + 1 < len) j++;
+        if (j + 1 < len && ((raw[j] >= 'A' && raw[j] <= 'E') || (raw[j] >= 'a' && raw[j] <= 'e')) &&
+            (raw[j + 1] == ')' || raw[j + 1] == '.' || raw[j + 1] == ':') &&
+            (j + 2 == len || raw[j + 2] == ' ' || raw[j + 2] == '\n'))
+            options++;
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (p) p++;
     }
     size_t words = 0, nonlatin = 0, cjk = 0, punct = 0, wlen = 0;
     int tail_q = 0;
