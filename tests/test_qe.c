@@ -413,6 +413,10 @@ static void test_add_adapter_prefix_unchanged(void)
     if (rc)
         fprintf(stderr, "%s\n", ipr_error_message());
     CHECK_EQ_INT(ipr_qe_n_models(qe), 5);
+    /* the default shared calibration: one scaling for all, reused by the new model */
+    CHECK_EQ_INT(cfg.calibration, IPR_QE_CALIB_SHARED);
+    for (size_t j = 1; j < 5; j++)
+        CHECK(qe->ad[j].calib == qe->ad[0].calib && qe->ad[j].ca == qe->ad[0].ca && qe->ad[j].cb == qe->ad[0].cb);
     CHECK_EQ_INT(ipr_qe_save(qe, &b, &lb), IPR_OK);
     /* everything but the 32-byte END part is a prefix of the new blob */
     CHECK(lb > la && a && b && memcmp(a, b, la - 32) == 0);
@@ -468,7 +472,7 @@ static void test_calibration_fixes_miscalibration(void)
     struct qe_adapter a;
     memset(&a, 0, sizeof a);
     double before = bce_of(&a, zt, yt, N);
-    CHECK_EQ_INT(qe_fit_calibration(&a, z, y, N), IPR_OK);
+    CHECK_EQ_INT(qe_fit_calibration(&a, z, y, N, IPR_QE_CALIB_AUTO), IPR_OK);
     CHECK(a.calib != QE_CALIB_NONE);
     double after = bce_of(&a, zt, yt, N);
     CHECK_MSG(after < before - 0.05, "held-out BCE %.4f -> %.4f", before, after);
@@ -477,13 +481,13 @@ static void test_calibration_fixes_miscalibration(void)
         z[i] = (float)(4 * urand() - 2);
         y[i] = urand() < (z[i] > 0.5f ? 0.9 : 0.1) ? 1 : 0;
     }
-    CHECK_EQ_INT(qe_fit_calibration(&a, z, y, N), IPR_OK);
+    CHECK_EQ_INT(qe_fit_calibration(&a, z, y, N, IPR_QE_CALIB_AUTO), IPR_OK);
     CHECK_EQ_INT(a.calib, QE_CALIB_ISOTONIC);
     CHECK(a.nk >= 2);
     CHECK_NEAR(qe_calibrate(&a, 1.5), 0.9, 0.05);
     CHECK_NEAR(qe_calibrate(&a, -1.5), 0.1, 0.05);
     /* too few rows: identity */
-    CHECK_EQ_INT(qe_fit_calibration(&a, z, y, 5), IPR_OK);
+    CHECK_EQ_INT(qe_fit_calibration(&a, z, y, 5, IPR_QE_CALIB_AUTO), IPR_OK);
     CHECK_EQ_INT(a.calib, QE_CALIB_NONE);
     qe_adapter_clear(&a);
 }

@@ -37,6 +37,22 @@ struct ipr_qe_config {
     int threads;            /* 0 = all cores */
     uint64_t seed;
     int verbose;            /* progress lines on stderr */
+    /* additions (issue 4, QE) */
+    int calibration;        /* enum ipr_qe_calibration: which post-hoc calibrators may be chosen */
+};
+
+/* Post-hoc calibration per model, fitted on the validation rows. AUTO picks
+ * none, Platt or isotonic by 2-fold cross-fitted cross-entropy; the others
+ * force one family (isotonic and Platt still need >= 20 labelled rows). */
+enum ipr_qe_calibration {
+    IPR_QE_CALIB_AUTO = 0,
+    IPR_QE_CALIB_OFF = 1,
+    IPR_QE_CALIB_PLATT = 2,
+    IPR_QE_CALIB_ISOTONIC = 3,
+    IPR_QE_CALIB_MONOTONE = 4, /* AUTO without isotonic: none or Platt per model */
+    IPR_QE_CALIB_SHARED = 5,   /* one Platt scaling for all models, fitted on their pooled
+                                  validation labels: keeps every prompt's ranking of models;
+                                  add_adapter reuses it for the new model */
 };
 
 /* Defaults that suit a few thousand to a few million prompts. */

@@ -22,11 +22,12 @@ void ipr_qe_config_default(struct ipr_qe_config *cfg)
     cfg->patience = 10;
     cfg->lr = 1e-3;
     cfg->weight_decay = 1e-2;
-    cfg->pairwise_weight = 0;
+    cfg->pairwise_weight = 2; /* tuned on RouterBench training folds: docs/qe.md */
     cfg->dropout = 0.1;
     cfg->threads = 0;
     cfg->seed = 42;
     cfg->verbose = 0;
+    cfg->calibration = IPR_QE_CALIB_SHARED;
 }
 
 static double now_s(void)
@@ -49,6 +50,8 @@ static int check_config(const struct ipr_qe_config *c)
         return ipr_error_set(IPR_ERR_INVAL, "qe: lr must be > 0 and weight_decay >= 0, both finite");
     if (!(c->pairwise_weight >= 0) || !isfinite(c->pairwise_weight))
         return ipr_error_set(IPR_ERR_INVAL, "qe: pairwise_weight must be a finite number >= 0");
+    if (c->calibration < IPR_QE_CALIB_AUTO || c->calibration > IPR_QE_CALIB_SHARED)
+        return ipr_error_set(IPR_ERR_INVAL, "qe: unknown calibration policy %d", c->calibration);
     if (!(c->dropout >= 0 && c->dropout < 1))
         return ipr_error_set(IPR_ERR_INVAL, "qe: dropout must be in [0, 1)");
     return IPR_OK;
@@ -198,7 +201,7 @@ static int grow(struct ipr_qe *qe, size_t need)
  * val_loss / val_mae over those adapters. */
 static int calibrate_and_score(struct ipr_qe *qe, size_t j0, size_t m, const float *z,
                                const double *y, const size_t *rows, size_t n, size_t ldy,
-                               struct ipr_qe_report *rep)
+                               int policy, struct ipr_qe_report *rep)
 {
     float *zz = malloc((n ? n : 1) * sizeof *zz);
     double *yy = malloc((n ? n : 1) * sizeof *yy);
@@ -206,8 +209,40 @@ static int calibrate_and_score(struct ipr_qe *qe, size_t j0, size_t m, const flo
         free(zz), free(yy);
         return ipr_error_set(IPR_ERR_NOMEM, "qe: out of memory for calibration");
     }
-    double tot_loss = 0, tot_abs = 0;
+    double tot_loss = 0, tot_abs = 0, sa = 1, sb = 0;
     size_t tot = 0;
+    int shared = policy == IPR_QE_CALIB_SHARED;
+    if (shared && j0 > 0) { /* a new adapter reuses the estimator's shared scaling */
+        sa = qe->ad[0].ca;
+        sb = qe->ad[0].cb;
+        shared = qe->ad[0].calib == QE_CALIB_PLATT ? 2 : 3;
+    } else if (shared) {
+        size_t k = 0;
+        float *pz = malloc((n * m + 1) * sizeof *pz);
+        double *py = malloc((n * m + 1) * sizeof *py);
+        struct qe_adapter tmp;
+        memset(&tmp, 0, sizeof tmp);
+        int rc = pz && py ? IPR_OK : ipr_error_set(IPR_ERR_NOMEM, "qe: out of memory for calibration");
+        for (size_t i = 0; i < n && !rc; i++)
+            for (size_t j = 0; j < m; j++) {
+                double v = y[rows[i] * ldy + j];
+                if (!isnan(v)) {
+                    pz[k] = z[i * m + j];
+                    py[k++] = v;
+                }
+            }
+        if (!rc)
+            rc = qe_fit_calibration(&tmp, pz, py, k, IPR_QE_CALIB_PLATT);
+        free(pz), free(py);
+        if (rc) {
+            free(zz), free(yy);
+            return rc;
+        }
+        sa = tmp.ca;
+        sb = tmp.cb;
+        shared = tmp.calib == QE_CALIB_PLATT ? 2 : 3;
+        qe_adapter_clear(&tmp);
+    }
     for (size_t j = 0; j < m; j++) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -218,7 +253,13 @@ static int calibrate_and_score(struct ipr_qe *qe, size_t j0, size_t m, const flo
             yy[k++] = v;
         }
         struct qe_adapter *a = &qe->ad[j0 + j];
-        int rc = qe_fit_calibration(a, zz, yy, k);
+        int rc = shared ? qe_fit_calibration(a, zz, yy, 0, IPR_QE_CALIB_OFF)
+                        : qe_fit_calibration(a, zz, yy, k, policy);
+        if (shared == 2) {
+            a->calib = QE_CALIB_PLATT;
+            a->ca = sa;
+            a->cb = sb;
+        }
         if (rc) {
             free(zz), free(yy);
             return rc;
@@ -385,7 +426,7 @@ int ipr_qe_train(const struct ipr_qe_config *cfg_in, const struct ipr_qe_data *t
         goto nomem;
     if ((rc = qe_net_logits(&net, theta, src_va, va, n_va, pool, z)))
         goto fail;
-    if ((rc = calibrate_and_score(qe, 0, m, z, src_va.y, va, n_va, m, rep)))
+    if ((rc = calibrate_and_score(qe, 0, m, z, src_va.y, va, n_va, m, cfg.calibration, rep)))
         goto fail;
     rep->seconds = now_s() - t0;
     free(tr_rows), free(va_rows), free(theta), free(z), free(prior);
@@ -522,7 +563,7 @@ int ipr_qe_add_adapter(struct ipr_qe *qe, const struct ipr_qe_config *cfg_in,
         goto fail;
     qe->ad[qe->m] = ad; /* calibrate in place, then commit by counting it */
     memset(&ad, 0, sizeof ad);
-    rc = calibrate_and_score(qe, qe->m, 1, z, y, seq + n_tr, n_va, 1, rep);
+    rc = calibrate_and_score(qe, qe->m, 1, z, y, seq + n_tr, n_va, 1, cfg.calibration, rep);
     if (rc) {
         qe_adapter_clear(&qe->ad[qe->m]);
         goto fail;

@@ -157,7 +157,7 @@ double qe_calibrate(const struct qe_adapter *a, double z)
     }
 }
 
-int qe_fit_calibration(struct qe_adapter *a, const float *z, const double *y, size_t n)
+int qe_fit_calibration(struct qe_adapter *a, const float *z, const double *y, size_t n, int policy)
 {
     a->calib = QE_CALIB_NONE;
     a->ca = 1;
@@ -166,7 +166,7 @@ int qe_fit_calibration(struct qe_adapter *a, const float *z, const double *y, si
     free(a->kp);
     a->kz = a->kp = NULL;
     a->nk = 0;
-    if (n < MIN_CALIB)
+    if (n < MIN_CALIB || policy == IPR_QE_CALIB_OFF)
         return IPR_OK;
     size_t *idx = malloc(n * sizeof *idx);
     float *kz = malloc(n * sizeof *kz), *kp = malloc(n * sizeof *kp);
@@ -196,9 +196,16 @@ int qe_fit_calibration(struct qe_adapter *a, const float *z, const double *y, si
             loss[2] += bce_p(iso_eval(kz, kp, nk, zi), yi);
         }
     }
-    int best = 0;
-    for (int k = 1; k < 3; k++)
-        if (loss[k] < loss[best])
+    int allowed[3] = { 1, 1, 1 };
+    if (policy == IPR_QE_CALIB_PLATT)
+        allowed[0] = allowed[2] = 0;
+    else if (policy == IPR_QE_CALIB_ISOTONIC)
+        allowed[0] = allowed[1] = 0;
+    else if (policy == IPR_QE_CALIB_MONOTONE)
+        allowed[2] = 0;
+    int best = -1;
+    for (int k = 0; k < 3; k++)
+        if (allowed[k] && (best < 0 || loss[k] < loss[best]))
             best = k;
     for (size_t i = 0; i < n; i++)
         idx[i] = i;

@@ -122,9 +122,10 @@ int qe_fit(const struct qe_net *net, float *theta, struct qe_src tr, const size_
 int qe_net_logits(const struct qe_net *net, const float *theta, struct qe_src src,
                   const size_t *rows, size_t n, struct qe_pool *pool, float *z);
 
-/* Fits the calibration of a from n (logit, label) pairs, choosing none, Platt
- * or isotonic by 2-fold cross-fitted BCE. */
-int qe_fit_calibration(struct qe_adapter *a, const float *z, const double *y, size_t n);
+/* Fits the calibration of a from n (logit, label) pairs, choosing among the
+ * families that policy (enum ipr_qe_calibration) allows by 2-fold
+ * cross-fitted BCE. */
+int qe_fit_calibration(struct qe_adapter *a, const float *z, const double *y, size_t n, int policy);
 
 /* Stable helpers. */
 double qe_softplus(double z);

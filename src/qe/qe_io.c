@@ -19,7 +19,7 @@
  *   CORE payload:
  *     u64 d, u64 hidden
  *     training config: i32 hidden, adapter_hidden, max_epochs, batch, patience,
- *       reserved; f64 lr, weight_decay, pairwise_weight, dropout; u64 seed
+ *       calibration; f64 lr, weight_decay, pairwise_weight, dropout; u64 seed
  *     f32 mean[d], f32 scale[d], f32 w1[hidden*d] (row-major), f32 b1[hidden]
  *   ADPT payload:
  *     u64 in (= hidden, or d when hidden == 0), u64 ah, u32 calib (0 none,
@@ -133,7 +133,7 @@ int ipr_qe_save(const struct ipr_qe *qe, uint8_t **buf, size_t *len)
     put_u32(&w, (uint32_t)c->max_epochs);
     put_u32(&w, (uint32_t)c->batch);
     put_u32(&w, (uint32_t)c->patience);
-    put_u32(&w, 0);
+    put_u32(&w, (uint32_t)c->calibration);
     put_f64(&w, c->lr);
     put_f64(&w, c->weight_decay);
     put_f64(&w, c->pairwise_weight);
@@ -242,7 +242,7 @@ static int read_core(struct rbuf *r, size_t plen, struct ipr_qe *qe)
     c->max_epochs = (int)get_u32(r);
     c->batch = (int)get_u32(r);
     c->patience = (int)get_u32(r);
-    (void)get_u32(r);
+    c->calibration = (int)get_u32(r);
     c->lr = get_f64(r);
     c->weight_decay = get_f64(r);
     c->pairwise_weight = get_f64(r);
