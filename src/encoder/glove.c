@@ -33,10 +33,22 @@
  * as the scalar loop's: no reassociation). */
 typedef float v4f __attribute__((vector_size(16)));
 
+/* Per-context cache of the n-gram codes of vocabulary words (direct-mapped
+ * by word id): frequent words are hashed once per thread, not per use.
+ * Replaying the stored codes in order gives the very same sums. */
+#define GC_SIZE 4096u
+#define GC_MAX  28u
+struct gram_entry {
+    int32_t id;
+    uint16_t n;
+    uint16_t code[GC_MAX]; /* slot | sign << 15 */
+};
+
 struct ipr_embed_ctx {
     struct ipr_text *text;
     v4f *acc;      /* (2 * D4) accumulators: whole, tail */
     size_t d4;     /* word_dim / 4, rounded up */
+    struct gram_entry *gc; /* (GC_SIZE) n-gram cache; NULL if n_hash > 32768 */
 };
 
 static int glove_ctx_new(const struct ipr_encoder *enc, struct ipr_embed_ctx **out)
@@ -47,7 +59,12 @@ static int glove_ctx_new(const struct ipr_encoder *enc, struct ipr_embed_ctx **o
     c->d4 = (g->h->word_dim + 3) / 4;
     c->acc = aligned_alloc(64, (2 * c->d4 * sizeof *c->acc + 63) & ~(size_t)63);
     int rc = c->acc ? ipr_text_new(&c->text) : ipr_error_set(IPR_ERR_NOMEM, "embed: out of memory");
-    if (rc) { free(c->acc); free(c); return rc; }
+    if (!rc && g->h->n_hash <= 32768) {
+        c->gc = malloc(GC_SIZE * sizeof *c->gc);
+        if (!c->gc) rc = ipr_error_set(IPR_ERR_NOMEM, "embed: out of memory");
+        for (size_t i = 0; c->gc && i < GC_SIZE; i++) c->gc[i].id = -1;
+    }
+    if (rc) { ipr_text_free(c->text); free(c->acc); free(c); return rc; }
     *out = c;
     return IPR_OK;
 }
@@ -57,6 +74,7 @@ static void glove_ctx_free(struct ipr_embed_ctx *c)
     if (!c) return;
     ipr_text_free(c->text);
     free(c->acc);
+    free(c->gc);
     free(c);
 }
 
@@ -114,7 +132,10 @@ static inline uint64_t gram_hash(const unsigned char *p, size_t g, uint64_t seed
     return x;
 }
 
-static void ngrams(const struct glove_hdr *h, float *out, const char *w, size_t n, float weight)
+#define MAX_GRAMS (16 * (MAX_GRAM_TOKEN + 2))
+
+/* The n-grams of token w as codes: slot | sign << 31, in summation order. */
+static size_t gram_codes(const struct glove_hdr *h, const char *w, size_t n, uint32_t *codes)
 {
     unsigned char buf[MAX_GRAM_TOKEN + 2 + 8];
     if (n > MAX_GRAM_TOKEN) n = MAX_GRAM_TOKEN;
@@ -123,17 +144,41 @@ static void ngrams(const struct glove_hdr *h, float *out, const char *w, size_t 
     buf[n + 1] = '>';
     memset(buf + n + 2, 0, 8); /* gram_hash reads 8 bytes */
     size_t L = n + 2, count = 0;
-    for (size_t g = h->ngram_min; g <= h->ngram_max; g++)
-        if (L >= g) count += L - g + 1;
-    if (!count) return;
-    float each = weight / (float)count;
     for (size_t g = h->ngram_min; g <= h->ngram_max; g++) {
         for (size_t i = 0; i + g <= L; i++) {
             uint64_t hv = gram_hash(buf + i, g, h->hash_seed);
             uint32_t slot = (uint32_t)(((hv & 0xffffffffu) * h->n_hash) >> 32); /* range reduction, no division */
-            out[slot] += (hv >> 63) ? -each : each;
+            codes[count++] = slot | (uint32_t)(hv >> 63) << 31;
         }
     }
+    return count;
+}
+
+static inline void add_grams(float *out, const uint32_t *codes, size_t count, float weight)
+{
+    float each = weight / (float)count;
+    for (size_t i = 0; i < count; i++)
+        out[codes[i] & 0x7fffffffu] += (codes[i] >> 31) ? -each : each;
+}
+
+static void ngrams(const struct glove_hdr *h, struct gram_entry *gc, float *out, int32_t id,
+                   const char *w, size_t n, float weight)
+{
+    uint32_t codes[MAX_GRAMS];
+    struct gram_entry *e = gc && id >= 0 ? &gc[(uint32_t)id & (GC_SIZE - 1)] : NULL;
+    if (e && e->id == id) {
+        for (size_t i = 0; i < e->n; i++) codes[i] = (uint32_t)(e->code[i] & 0x7fffu) | (uint32_t)(e->code[i] >> 15) << 31;
+        add_grams(out, codes, e->n, weight);
+        return;
+    }
+    size_t count = gram_codes(h, w, n, codes);
+    if (!count) return;
+    if (e && count <= GC_MAX) {
+        e->id = id;
+        e->n = (uint16_t)count;
+        for (size_t i = 0; i < count; i++) e->code[i] = (uint16_t)((codes[i] & 0x7fffu) | (codes[i] >> 31) << 15);
+    }
+    add_grams(out, codes, count, weight);
 }
 
 static float squash(double x, double scale) { return (float)(log1p(x) / scale); }
@@ -261,7 +306,7 @@ static int glove_embed(const struct ipr_encoder *enc, struct ipr_embed_ctx *ctx,
             oov++;
         }
         if (tok[k].flags & (IPR_TOK_WORD | IPR_TOK_NUM | IPR_TOK_CJK))
-            ngrams(h, hash, norm + tok[k].off, tok[k].len, w);
+            ngrams(h, ctx->gc, hash, id, norm + tok[k].off, tok[k].len, w);
     }
     memcpy(whole, acc_whole, D * sizeof *whole);
     memcpy(tail, acc_tail, D * sizeof *tail);
