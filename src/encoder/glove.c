@@ -167,8 +167,8 @@ static void ngrams(const struct glove_hdr *h, struct gram_entry *gc, float *out,
     uint32_t codes[MAX_GRAMS];
     struct gram_entry *e = gc && id >= 0 ? &gc[(uint32_t)id & (GC_SIZE - 1)] : NULL;
     if (e && e->id == id) {
-        for (size_t i = 0; i < e->n; i++) codes[i] = (uint32_t)(e->code[i] & 0x7fffu) | (uint32_t)(e->code[i] >> 15) << 31;
-        add_grams(out, codes, e->n, weight);
+        float each = weight / (float)e->n;
+        for (size_t i = 0; i < e->n; i++) out[e->code[i] & 0x7fffu] += (e->code[i] >> 15) ? -each : each;
         return;
     }
     size_t count = gram_codes(h, w, n, codes);
@@ -295,6 +295,12 @@ static int glove_embed(const struct ipr_encoder *enc, struct ipr_embed_ctx *ctx,
     size_t oov = 0;
     for (size_t k = 0; k < nt; k++) {
         int32_t id = tok[k].id;
+        /* the vectors are scattered over 137 MB: ask for a later token's
+         * vector now so its cache misses overlap this token's work */
+        if (k + 4 < nt && tok[k + 4].id >= 0) {
+            const char *pv = (const char *)(g->vectors + (size_t)tok[k + 4].id * D);
+            for (size_t o = 0; o < D * sizeof(float); o += 64) __builtin_prefetch(pv + o);
+        }
         float w = 1.0f;
         if (id >= 0) {
             float p = 1.0f / ((float)(id + 1) * zh);
