@@ -108,7 +108,7 @@ def saving(Qp, Cp, qs, qw, cs, p):
 def apply_rule(rule, tau, delta, pred, cost):
     hi, lo = pred.max(), pred.min()
     if rule == "range":
-        thr = hi - tau * (hi - lo)
+        thr = lo if tau >= 1.0 else hi - tau * (hi - lo)
     elif rule == "dynmax":
         thr = (1.0 - tau) * hi - delta
     else:

@@ -19,6 +19,12 @@ static void test_range(void)
     CHECK_EQ_INT(pick(IPR_RULE_RANGE, 0.49, 0), 0);  /* thr 0.606 > 0.6 */
     CHECK_EQ_INT(pick(IPR_RULE_RANGE, 0.5, 0), 1);   /* thr 0.6 */
     CHECK_EQ_INT(pick(IPR_RULE_RANGE, 1.0, 0), 2);
+    /* 0.9 - 1.0 * (0.9 - 0.3) rounds to 0.30000000000000004: tau = 1 must
+     * still let the minimum through. */
+    const double p[2] = { 0.9, 0.3 }, c[2] = { 5.0, 1.0 };
+    struct ipr_decision d;
+    CHECK_EQ_INT(ipr_rule_apply(IPR_RULE_RANGE, 1.0, 0, p, c, NULL, 2, NULL, &d), IPR_OK);
+    CHECK_EQ_INT(d.model, 1);
 }
 
 static void test_dynmax_difference(void)

@@ -56,7 +56,9 @@ int ipr_rule_apply(enum ipr_rule rule, double tau, double delta,
 
     double thr;
     switch (rule) {
-    case IPR_RULE_RANGE:      thr = hi - tau * (hi - lo); break;
+    case IPR_RULE_RANGE: /* at tau = 1 exactly the minimum: hi - (hi - lo) may round above lo */
+        thr = tau >= 1.0 ? lo : hi - tau * (hi - lo);
+        break;
     case IPR_RULE_DYNMAX:     thr = (1.0 - tau) * hi - delta; break;
     default:                  thr = hi - tau; break;
     }
