@@ -177,17 +177,30 @@ static int is_cjk(int32_t cp)
            (cp >= 0x20000 && cp <= 0x3FFFF);
 }
 
-/* Class of the codepoint at s[i] (valid UTF-8); *w receives its byte length. */
-static int cls_at(const char *s, size_t n, size_t i, size_t *w)
+static int ascii_cls(unsigned char c)
+{
+    if (c == '\n') return C_NL;
+    if (c <= ' ' || c == 0x7f) return C_SPACE;
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z')) return C_WORD;
+    return C_PUNCT;
+}
+
+static int cls_slow(const char *s, size_t n, size_t i, size_t *w);
+
+/* Class of the codepoint at s[i] (valid UTF-8); *w receives its byte length.
+ * ASCII is decided inline; the rest asks utf8proc. */
+static inline int cls_at(const char *s, size_t n, size_t i, size_t *w)
 {
     unsigned char c = (unsigned char)s[i];
     if (c < 0x80) {
         *w = 1;
-        if (c == '\n') return C_NL;
-        if (c <= ' ' || c == 0x7f) return C_SPACE;
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z')) return C_WORD;
-        return C_PUNCT;
+        return ascii_cls(c);
     }
+    return cls_slow(s, n, i, w);
+}
+
+static int cls_slow(const char *s, size_t n, size_t i, size_t *w)
+{
     utf8proc_int32_t cp;
     utf8proc_ssize_t r = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
     if (r <= 0) { *w = 1; return C_PUNCT; }
