@@ -86,10 +86,19 @@ static void *nn_worker(void *arg)
         size_t h = 0;
         for (size_t r = 0; r < jb->n_ref; r++) {
             const double *rv = jb->ref + r * jb->d;
-            double s = 0;
-            for (size_t j = 0; j < jb->d; j++)
-                s += qv[j] * rv[j];
-            struct cand c = { s, r };
+            /* four partial sums: lets the compiler overlap the additions
+             * (no -ffast-math); the order is fixed, so results are too */
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            size_t j = 0;
+            for (; j + 4 <= jb->d; j += 4) {
+                s0 += qv[j] * rv[j];
+                s1 += qv[j + 1] * rv[j + 1];
+                s2 += qv[j + 2] * rv[j + 2];
+                s3 += qv[j + 3] * rv[j + 3];
+            }
+            for (; j < jb->d; j++)
+                s0 += qv[j] * rv[j];
+            struct cand c = { (s0 + s1) + (s2 + s3), r };
             if (h < jb->kmax) {
                 jb->heap[h++] = c;
                 sift_up(jb->heap, h - 1);
