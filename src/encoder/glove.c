@@ -134,6 +134,18 @@ static inline uint64_t gram_hash(const unsigned char *p, size_t g, uint64_t seed
 
 #define MAX_GRAMS (16 * (MAX_GRAM_TOKEN + 2))
 
+/* x negated when sign is 1: flips the sign bit, which is exactly IEEE
+ * negation, without a branch (the signs are random, so a branch would be
+ * mispredicted half the time). */
+static inline float flip(float x, uint32_t sign)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u ^= sign << 31;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
 /* The n-grams of token w as codes: slot | sign << 31, in summation order. */
 static size_t gram_codes(const struct glove_hdr *h, const char *w, size_t n, uint32_t *codes)
 {
@@ -158,7 +170,7 @@ static inline void add_grams(float *out, const uint32_t *codes, size_t count, fl
 {
     float each = weight / (float)count;
     for (size_t i = 0; i < count; i++)
-        out[codes[i] & 0x7fffffffu] += (codes[i] >> 31) ? -each : each;
+        out[codes[i] & 0x7fffffffu] += flip(each, codes[i] >> 31);
 }
 
 static void ngrams(const struct glove_hdr *h, struct gram_entry *gc, float *out, int32_t id,
@@ -168,7 +180,7 @@ static void ngrams(const struct glove_hdr *h, struct gram_entry *gc, float *out,
     struct gram_entry *e = gc && id >= 0 ? &gc[(uint32_t)id & (GC_SIZE - 1)] : NULL;
     if (e && e->id == id) {
         float each = weight / (float)e->n;
-        for (size_t i = 0; i < e->n; i++) out[e->code[i] & 0x7fffu] += (e->code[i] >> 15) ? -each : each;
+        for (size_t i = 0; i < e->n; i++) out[e->code[i] & 0x7fffu] += flip(each, (uint32_t)(e->code[i] >> 15));
         return;
     }
     size_t count = gram_codes(h, w, n, codes);
