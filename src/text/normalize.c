@@ -134,32 +134,35 @@ int ipr_text_normalize(struct ipr_text *t, const char *s, size_t len,
     t->len = 0;
     t->repaired = 0;
     if (grow((void **)&t->buf, &t->cap, len + 1, 1)) return IPR_ERR_NOMEM;
-    size_t i = 0;
-    while (i < len) {
+    /* One pass lowercasing ASCII; on the first byte >= 0x80 of a chunk the
+     * chunk (from its start) is redone by norm_chunk. */
+    char *o = t->buf;
+    size_t w = 0, cs_in = 0, cs_out = 0; /* where the current chunk began, in and out */
+    for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
-        if (is_space(c)) {
-            char w = c == '\n' ? '\n' : ' ';
-            if (put(t, &w, 1)) return IPR_ERR_NOMEM;
+        if (c > ' ' && c < 0x80) {
+            o[w++] = (char)(c + 32 * ((unsigned)(c - 'A') < 26u));
             i++;
             continue;
         }
-        size_t j = i;
-        int high = 0;
-        while (j < len && !is_space((unsigned char)s[j])) high |= (unsigned char)s[j++] & 0x80;
-        if (!high) {
-            if (t->len + (j - i) + 1 > t->cap && grow((void **)&t->buf, &t->cap, t->len + (j - i) + 1, 1))
-                return IPR_ERR_NOMEM;
-            char *o = t->buf + t->len;
-            for (size_t k = i; k < j; k++) {
-                unsigned char b = (unsigned char)s[k];
-                o[k - i] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
-            }
-            t->len += j - i;
-        } else if (norm_chunk(t, s + i, j - i)) {
-            return IPR_ERR_NOMEM;
+        if (c < 0x80) {
+            o[w++] = is_space(c) ? (c == '\n' ? '\n' : ' ') : (char)c;
+            i++;
+            if (is_space(c)) { cs_in = i; cs_out = w; }
+            continue;
         }
-        i = j;
+        size_t j = i;
+        while (j < len && !is_space((unsigned char)s[j])) j++;
+        t->len = cs_out;
+        if (norm_chunk(t, s + cs_in, j - cs_in)) return IPR_ERR_NOMEM;
+        w = t->len;
+        if (w + (len - j) + 1 > t->cap && grow((void **)&t->buf, &t->cap, w + (len - j) + 1, 1))
+            return IPR_ERR_NOMEM;
+        o = t->buf;
+        i = cs_in = j;
+        cs_out = w;
     }
+    t->len = w;
     t->buf[t->len] = '\0';
     *out = t->buf;
     *out_len = t->len;
