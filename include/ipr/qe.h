@@ -39,6 +39,8 @@ struct ipr_qe_config {
     int verbose;            /* progress lines on stderr */
     /* additions (issue 4, QE) */
     int calibration;        /* enum ipr_qe_calibration: which post-hoc calibrators may be chosen */
+    double std_floor;       /* standardisation: each feature's std is raised to at least
+                               std_floor x the median std (0 = plain z-scores) */
 };
 
 /* Post-hoc calibration per model, fitted on the validation rows. AUTO picks

@@ -28,6 +28,13 @@ void ipr_qe_config_default(struct ipr_qe_config *cfg)
     cfg->seed = 42;
     cfg->verbose = 0;
     cfg->calibration = IPR_QE_CALIB_SHARED;
+    cfg->std_floor = 10;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 static double now_s(void)
@@ -52,6 +59,8 @@ static int check_config(const struct ipr_qe_config *c)
         return ipr_error_set(IPR_ERR_INVAL, "qe: pairwise_weight must be a finite number >= 0");
     if (c->calibration < IPR_QE_CALIB_AUTO || c->calibration > IPR_QE_CALIB_SHARED)
         return ipr_error_set(IPR_ERR_INVAL, "qe: unknown calibration policy %d", c->calibration);
+    if (!(c->std_floor >= 0) || !isfinite(c->std_floor))
+        return ipr_error_set(IPR_ERR_INVAL, "qe: std_floor must be a finite number >= 0");
     if (!(c->dropout >= 0 && c->dropout < 1))
         return ipr_error_set(IPR_ERR_INVAL, "qe: dropout must be in [0, 1)");
     return IPR_OK;
@@ -370,11 +379,26 @@ int ipr_qe_train(const struct ipr_qe_config *cfg_in, const struct ipr_qe_data *t
             acc[d + c] += e * e;
         }
     }
-    for (size_t c = 0; c < d; c++) {
-        double sd = sqrt(acc[d + c] / (double)n_tr);
-        qe->mean[c] = (float)acc[c];
-        qe->scale[c] = sd > 1e-6 ? (float)(1.0 / sd) : 0.0f;
+    /* Standard deviations below std_floor x their median are raised to it,
+     * so that near-constant features (rare hashed n-grams) are not blown up
+     * to unit variance and fitted as noise. */
+    double *sds = malloc(2 * d * sizeof *sds), floor_sd = 0;
+    if (!sds) {
+        free(acc);
+        goto nomem;
     }
+    for (size_t c = 0; c < d; c++)
+        sds[c] = sds[d + c] = sqrt(acc[d + c] / (double)n_tr);
+    if (cfg.std_floor > 0) {
+        qsort(sds + d, d, sizeof *sds, cmp_double);
+        floor_sd = cfg.std_floor * sds[d + d / 2];
+    }
+    for (size_t c = 0; c < d; c++) {
+        double sd = sds[c];
+        qe->mean[c] = (float)acc[c];
+        qe->scale[c] = sd > 1e-6 ? (float)(1.0 / (sd > floor_sd ? sd : floor_sd)) : 0.0f;
+    }
+    free(sds);
     free(acc);
 
     qe_net_setup(&net, d, H, m, (size_t)cfg.adapter_hidden);
