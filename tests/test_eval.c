@@ -193,7 +193,7 @@ static void test_knn(void)
     const double rq[8] = { 1, 0, 1, 0, 0, 1, 0, NAN };
     const float qx[6] = { 1, 0.05f, 0.05f, 1, 0, 0 };
     double out[6];
-    CHECK_EQ_INT(ipr_eval_knn_predict(rx, rq, 4, qx, 3, 2, 2, 2, 2, out), IPR_OK);
+    CHECK_EQ_INT(ipr_eval_knn_predict(rx, rq, 4, qx, 3, 2, 2, 2, 2, out, NULL), IPR_OK);
     CHECK_NEAR(out[0], 1, 0);
     CHECK_NEAR(out[1], 0, 0);
     CHECK_NEAR(out[2], 0, 0);
@@ -202,12 +202,12 @@ static void test_knn(void)
     CHECK_NEAR(out[4], 1, 0);
     CHECK_NEAR(out[5], 0, 0);
     /* k larger than the reference set: the whole set */
-    CHECK_EQ_INT(ipr_eval_knn_predict(rx, rq, 4, qx, 1, 2, 2, 10, 1, out), IPR_OK);
+    CHECK_EQ_INT(ipr_eval_knn_predict(rx, rq, 4, qx, 1, 2, 2, 10, 1, out, NULL), IPR_OK);
     CHECK_NEAR(out[0], 0.5, 1e-15);
     CHECK_NEAR(out[1], 1.0 / 3.0, 1e-15); /* labels 0, 0, 1 and one missing */
     /* the model-1 label missing among the 1 nearest: the model's overall mean */
     const float q1[2] = { 0.1f, 0.9f };
-    CHECK_EQ_INT(ipr_eval_knn_predict(rx, rq, 4, q1, 1, 2, 2, 1, 1, out), IPR_OK);
+    CHECK_EQ_INT(ipr_eval_knn_predict(rx, rq, 4, q1, 1, 2, 2, 1, 1, out, NULL), IPR_OK);
     CHECK_NEAR(out[1], 1.0 / 3.0, 1e-15);
 }
 
@@ -232,7 +232,7 @@ static void test_knn_choose_k(void)
     const size_t cands[3] = { 1, 5, 19 };
     double a[3];
     size_t k = 0;
-    CHECK_EQ_INT(ipr_eval_knn_choose_k(x, q, c, E, val, N, D, M, cands, 3, IPR_RULE_RANGE, 0, 2, &k, a),
+    CHECK_EQ_INT(ipr_eval_knn_choose_k(x, q, c, E, val, N, D, M, cands, 3, IPR_RULE_RANGE, 0, 2, &k, a, NULL),
                  IPR_OK);
     CHECK_EQ_INT(k, 1);
     CHECK(a[0] >= a[1] && a[1] > a[2] - 1e-12);

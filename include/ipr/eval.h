@@ -155,15 +155,23 @@ double ipr_eval_spearman(const double *a, const double *b, size_t m);
 
 /* --- k-NN baseline --- */
 
+/* Progress of a long call: fn(user, done, total) is called from the calling
+ * thread a few times a second while worker threads run. */
+struct ipr_eval_progress {
+    void (*fn)(void *user, size_t done, size_t total);
+    void *user;
+};
+
 /* Predictions of the k-NN router: for each query, the cosine similarity to
  * every reference row (zero vectors have similarity 0), the k most similar
  * (ties to the lower index) and per model the mean of their labels, skipping
  * NaN labels; a model with no label among the k gets its mean over all
- * reference rows (0.5 if it has none at all). threads 0 = all cores.
+ * reference rows (0.5 if it has none at all). threads 0 = all cores;
+ * progress may be NULL.
  *   ref_x (n_ref, d), ref_q (n_ref, m) NaN = no label, qx (n_q, d), out (n_q, m). */
 int ipr_eval_knn_predict(const float *ref_x, const double *ref_q, size_t n_ref,
                          const float *qx, size_t n_q, size_t d, size_t m,
-                         size_t k, int threads, double *out);
+                         size_t k, int threads, double *out, const struct ipr_eval_progress *progress);
 
 /* Chooses k among cands by the ARQGC of the k-NN router on a validation split
  * of the training rows (is_val[i] != 0), the rest being the reference set; the
@@ -176,7 +184,7 @@ int ipr_eval_knn_choose_k(const float *x, const double *train_q, const double *t
                           const double *E, const uint8_t *is_val, size_t n, size_t d, size_t m,
                           const size_t *cands, size_t n_cands,
                           enum ipr_rule rule, double delta, int threads,
-                          size_t *k_out, double *arqgc_out);
+                          size_t *k_out, double *arqgc_out, const struct ipr_eval_progress *progress);
 
 /* --- plot --- */
 

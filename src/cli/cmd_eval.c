@@ -418,6 +418,13 @@ static int router_predictions(struct ev *v, int nt)
     return rc;
 }
 
+static void knn_progress(void *user, size_t done, size_t total)
+{
+    struct cli_progress *pg = user;
+    pg->total = total;
+    cli_progress_update(pg, done);
+}
+
 /* k-NN predictions on the test split from the training split's embeddings. */
 static int knn_predictions(struct ev *v, const struct ipr_encoder *enc, long fixed_k, int nt)
 {
@@ -470,12 +477,20 @@ static int knn_predictions(struct ev *v, const struct ipr_encoder *enc, long fix
         for (size_t i = 0; i < nt_rows; i++)
             val[i] = ipr_split_of(tr->prompts[i].id, 0.2, 0.0) == 1;
         v->knn_chosen = 1;
+        struct cli_progress pg;
+        struct ipr_eval_progress cb = { knn_progress, &pg };
+        cli_progress_start(&pg, "knn choose k", 0);
         rc = ipr_eval_knn_choose_k(Xtr, tq, tc, tE, val, nt_rows, d, m, knn_cands, 6, v->rule, v->delta,
-                                   nt, &v->knn_k, v->knn_val);
+                                   nt, &v->knn_k, v->knn_val, &cb);
+        cli_progress_end(&pg);
         if (rc)
             goto done;
     }
-    rc = ipr_eval_knn_predict(Xtr, tq, nt_rows, Xte, v->n, d, m, v->knn_k, nt, v->P_knn);
+    struct cli_progress pg;
+    struct ipr_eval_progress cb = { knn_progress, &pg };
+    cli_progress_start(&pg, "knn predict", v->n);
+    rc = ipr_eval_knn_predict(Xtr, tq, nt_rows, Xte, v->n, d, m, v->knn_k, nt, v->P_knn, &cb);
+    cli_progress_end(&pg);
 done:
     free(Xtr); free(Xte); free(tq); free(tc); free(tE); free(val);
     return rc;

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,6 +77,7 @@ struct nn_job {
     size_t n_ref, d, kmax, lo, hi;
     size_t *nbr;         /* (n_q, kmax) best first */
     struct cand *heap;   /* (kmax) */
+    atomic_size_t *done; /* queries finished, for progress */
 };
 
 static void *nn_worker(void *arg)
@@ -110,6 +112,7 @@ static void *nn_worker(void *arg)
         qsort(jb->heap, h, sizeof *jb->heap, cmp_cand);
         for (size_t j = 0; j < h; j++)
             jb->nbr[qi * jb->kmax + j] = jb->heap[j].idx;
+        atomic_fetch_add_explicit(jb->done, 1, memory_order_relaxed);
     }
     return NULL;
 }
@@ -123,35 +126,48 @@ static int resolve_threads(int threads, size_t n_q)
     return (int)t;
 }
 
-/* Neighbour lists (n_q, kmax), best first; kmax <= n_ref. */
+/* Neighbour lists (n_q, kmax), best first; kmax <= n_ref. Every block runs
+ * on its own thread while this one reports progress (if asked); a block whose
+ * thread cannot start runs here. */
 static int neighbours(const float *ref_x, size_t n_ref, const float *qx, size_t n_q, size_t d,
-                      size_t kmax, int threads, size_t *nbr)
+                      size_t kmax, int threads, size_t *nbr, const struct ipr_eval_progress *pg)
 {
     double *ref = normalise_rows(ref_x, n_ref, d), *qry = normalise_rows(qx, n_q, d);
     int nt = resolve_threads(threads, n_q);
     struct nn_job jobs[64];
     pthread_t tid[64];
     struct cand *heaps = malloc((size_t)nt * kmax * sizeof *heaps);
+    atomic_size_t done;
+    atomic_init(&done, 0);
     int rc = IPR_OK;
     if (!ref || !qry || !heaps) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
-        goto done;
+        goto out;
     }
     size_t per = (n_q + (size_t)nt - 1) / (size_t)nt;
-    int created[64] = { 0 };
+    int created[64] = { 0 }, n_created = 0;
     for (int t = 0; t < nt; t++) {
         size_t lo = (size_t)t * per, hi = lo + per > n_q ? n_q : lo + per;
         jobs[t] = (struct nn_job){ ref, qry, n_ref, d, kmax, lo < n_q ? lo : n_q, hi, nbr,
-                                   heaps + (size_t)t * kmax };
-        if (t < nt - 1 && pthread_create(&tid[t], NULL, nn_worker, &jobs[t]) == 0)
+                                   heaps + (size_t)t * kmax, &done };
+        if (pthread_create(&tid[t], NULL, nn_worker, &jobs[t]) == 0) {
             created[t] = 1;
-        else
-            nn_worker(&jobs[t]); /* the last block (or a failed start) runs here */
+            n_created++;
+        } else {
+            nn_worker(&jobs[t]);
+        }
+    }
+    while (pg && pg->fn && n_created) {
+        size_t dn = atomic_load_explicit(&done, memory_order_relaxed);
+        pg->fn(pg->user, dn, n_q);
+        if (dn >= n_q)
+            break;
+        usleep(100000);
     }
     for (int t = 0; t < nt; t++)
         if (created[t])
             pthread_join(tid[t], NULL);
-done:
+out:
     free(ref);
     free(qry);
     free(heaps);
@@ -191,7 +207,7 @@ static void knn_average(const size_t *nbr, size_t kmax, size_t k, const double *
 
 int ipr_eval_knn_predict(const float *ref_x, const double *ref_q, size_t n_ref,
                          const float *qx, size_t n_q, size_t d, size_t m,
-                         size_t k, int threads, double *out)
+                         size_t k, int threads, double *out, const struct ipr_eval_progress *pg)
 {
     if (m == 0 || m > IPR_MAX_MODELS)
         return ipr_error_set(IPR_ERR_INVAL, "k-NN needs 1..%d models", IPR_MAX_MODELS);
@@ -204,7 +220,7 @@ int ipr_eval_knn_predict(const float *ref_x, const double *ref_q, size_t n_ref,
     size_t *nbr = malloc(n_q * k * sizeof *nbr);
     if (!nbr)
         return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
-    int rc = neighbours(ref_x, n_ref, qx, n_q, d, k, threads, nbr);
+    int rc = neighbours(ref_x, n_ref, qx, n_q, d, k, threads, nbr, pg);
     if (rc == IPR_OK)
         knn_average(nbr, k, k, ref_q, n_ref, n_q, m, out);
     free(nbr);
@@ -215,7 +231,7 @@ int ipr_eval_knn_choose_k(const float *x, const double *train_q, const double *t
                           const double *E, const uint8_t *is_val, size_t n, size_t d, size_t m,
                           const size_t *cands, size_t n_cands,
                           enum ipr_rule rule, double delta, int threads,
-                          size_t *k_out, double *arqgc_out)
+                          size_t *k_out, double *arqgc_out, const struct ipr_eval_progress *pg)
 {
     if (m == 0 || m > IPR_MAX_MODELS || n_cands == 0)
         return ipr_error_set(IPR_ERR_INVAL, "k-NN selection needs 1..%d models and candidate k",
@@ -264,7 +280,7 @@ int ipr_eval_knn_choose_k(const float *x, const double *train_q, const double *t
     rc = ipr_eval_ref_compute(vq, vc, n_val, m, &ref);
     if (rc)
         goto done;
-    rc = neighbours(rx, n_ref, vx, n_val, d, kmax, threads, nbr);
+    rc = neighbours(rx, n_ref, vx, n_val, d, kmax, threads, nbr, pg);
     if (rc)
         goto done;
 
