@@ -203,6 +203,15 @@ static void test_config(void)
     c.insecure = 1;
     CHECK_EQ_INT(ipr_serve_config_check(&c), IPR_OK);
     ipr_serve_config_free(&c);
+    /* the documented example stays valid */
+    const char *tdir = getenv("IPR_TESTS");
+    char ex[4096];
+    snprintf(ex, sizeof ex, "%s/../docs/serve-config.example.json", tdir ? tdir : "tests");
+    ipr_serve_config_defaults(&c);
+    CHECK_MSG(ipr_serve_config_read(ex, &c) == IPR_OK, "%s", ipr_error_message());
+    CHECK_EQ_INT(c.n_routers, 2);
+    CHECK_EQ_INT(ipr_serve_config_check(&c), IPR_OK);
+    ipr_serve_config_free(&c);
     CHECK(ipr_serve_host_is_loopback("127.0.0.1"));
     CHECK(ipr_serve_host_is_loopback("::1"));
     CHECK(ipr_serve_host_is_loopback("localhost"));

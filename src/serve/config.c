@@ -167,7 +167,7 @@ static int parse_limits(const cJSON *o, struct ipr_serve_limits *l, const char *
             k++;
         if (k == sizeof keys / sizeof keys[0])
             return ipr_error_set(IPR_ERR_FORMAT, "%s: unknown limit '%s'", what, v->string);
-        double d;
+        double d = 0;
         int rc = take_num(v, keys[k].lo, keys[k].hi, &d, what, v->string);
         if (rc)
             return rc;
@@ -263,7 +263,7 @@ int ipr_serve_config_parse(const char *json, size_t len, const char *what, struc
         if (strcmp(k, "host") == 0) {
             if ((rc = take_str(v, &cfg->host, what, "host"))) goto out;
         } else if (strcmp(k, "port") == 0) {
-            double d;
+            double d = 0;
             if ((rc = take_num(v, 0, 65535, &d, what, "port"))) goto out;
             cfg->port = (int)d;
         } else if (strcmp(k, "default_router") == 0) {
@@ -304,7 +304,7 @@ int ipr_serve_config_parse(const char *json, size_t len, const char *what, struc
             if (!cJSON_IsObject(v)) BAD("%s: log must be an object {path, batch, flush_s}", what);
             const cJSON *lv;
             cJSON_ArrayForEach(lv, v) {
-                double d;
+                double d = 0;
                 if (strcmp(lv->string, "path") == 0) {
                     if ((rc = take_str(lv, &cfg->log_path, what, "log.path"))) goto out;
                 } else if (strcmp(lv->string, "batch") == 0) {

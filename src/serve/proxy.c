@@ -388,7 +388,10 @@ static void finish_attempt(struct proxy *p, struct job *j, CURLcode result, int 
     if (cancelled) {
         pthread_mutex_lock(&j->mu);
         j->state = JOB_FAILED;
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "cancelled: the server is shutting down or the client left");
         j->done = 1;
+        job_wake_locked(j); /* a drain cancels: the client gets the error */
         pthread_mutex_unlock(&j->mu);
         remove_active(p, j);
         job_release(j);

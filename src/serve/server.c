@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,28 @@ static void new_id(struct ipr_server *s, char *id, size_t cap)
     snprintf(id, cap, "ipr-%08x%010llx", s->id_prefix, (unsigned long long)n);
 }
 
+/* Appends s as a JSON string literal. */
+static void json_str(struct sbuf *b, const char *s)
+{
+    sbuf_printf(b, "\"");
+    for (const char *p = s; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\')
+            sbuf_printf(b, "\\%c", ch);
+        else if (ch < 0x20)
+            sbuf_printf(b, "\\u%04x", ch);
+        else {
+            const char *q = p;
+            while (q[1] && (unsigned char)q[1] >= 0x20 && q[1] != '"' && q[1] != '\\')
+                q++;
+            sbuf_printf(b, "%.*s", (int)(q - p + 1), p);
+            p = q;
+        }
+    }
+    sbuf_printf(b, "\"");
+}
+
+/* {model: value} over the finite entries, for the log. */
 static char *json_map(const struct ipr_registry *reg, const double *v, size_t n)
 {
     struct sbuf b = { 0 };
@@ -311,10 +334,10 @@ static char *json_map(const struct ipr_registry *reg, const double *v, size_t n)
     for (size_t m = 0; m < n; m++) {
         if (!isfinite(v[m]))
             continue;
-        /* registry names are checked JSON-safe strings; escape via cJSON to be sure */
-        char *k = cJSON_PrintUnformatted(&(cJSON){ .type = cJSON_String, .valuestring = reg->models[m].name });
-        sbuf_printf(&b, "%s%s:%.17g", b.len > 1 ? "," : "", k ? k : "\"?\"", v[m]);
-        free(k);
+        if (b.len > 1)
+            sbuf_printf(&b, ",");
+        json_str(&b, reg->models[m].name);
+        sbuf_printf(&b, ":%.9g", v[m]);
     }
     sbuf_printf(&b, "}");
     if (b.oom) {
@@ -417,20 +440,18 @@ static enum MHD_Result handle_route(struct ipr_server *s, struct MHD_Connection 
     if (!json)
         return reply_error(s, c, cs, 503, "server_error", "out of memory", NULL);
     /* splice the request id and the router name in front of the decision */
-    size_t jl = strlen(json), cap = jl + 200;
-    char *body = malloc(cap);
-    if (!body) {
-        free(json);
+    struct sbuf b = { 0 };
+    sbuf_printf(&b, "{\"id\":\"%s\",\"router\":", cs->rec.id);
+    json_str(&b, cs->ri->cfg->name);
+    sbuf_printf(&b, "%s%s", strlen(json) > 2 ? "," : "", json + 1);
+    free(json);
+    if (b.oom) {
+        free(b.p);
         return reply_error(s, c, cs, 503, "server_error", "out of memory", NULL);
     }
-    int n = snprintf(body, cap, "{\"id\":\"%s\",\"router\":", cs->rec.id);
-    char *rn = cJSON_PrintUnformatted(&(cJSON){ .type = cJSON_String, .valuestring = (char *)cs->ri->cfg->name });
-    n += snprintf(body + n, cap - (size_t)n, "%s%s%s", rn ? rn : "\"\"", jl > 2 ? "," : "", json + 1);
-    free(rn);
-    free(json);
     snprintf(cs->rec.endpoint, sizeof cs->rec.endpoint, "route");
     const char *hdrs[] = { "x-ipr-request-id", cs->rec.id, NULL };
-    return reply(s, c, cs, 200, "application/json", body, (size_t)n, hdrs);
+    return reply(s, c, cs, 200, "application/json", b.p, b.len, hdrs);
 }
 
 /* --------------------------------------------------------------- chat */
@@ -973,6 +994,17 @@ static int copy_config(const struct ipr_serve_config *in, struct ipr_serve_confi
     return IPR_OK;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t l = strlen(msg);
+    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
+        msg[--l] = '\0';
+    fprintf(stderr, "ipr serve: http: %s\n", msg);
+}
+
 static int bind_addr(const char *host, int port, struct sockaddr_storage *ss)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
@@ -1033,6 +1065,7 @@ int ipr_server_start(const struct ipr_serve_config *cfg_in, struct ipr_server **
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_THREAD_POOL_SIZE, threads,
                               MHD_OPTION_CONNECTION_LIMIT, s->cfg.limits.max_connections,
