@@ -43,8 +43,13 @@ for split, n in (("test", 240), ("train", 400)):
                     continue
                 p = max(0.0, min(1.0, sk - 0.5 * hard + 0.25))
                 scores[m] = float(rnd.random() < p) if i % 3 else round(min(1.0, p * rnd.random() + 0.1), 3)
-            f.write(json.dumps({"id": "%s.%d" % (split, i), "prompt": "prompt %d" % i,
+            words = ["alpha", "beta", "gamma", "delta", "code", "math", "story", "list"]
+            text = " ".join(rnd.choice(words) for _ in range(3 + int(10 * hard))) + " %d" % i
+            f.write(json.dumps({"id": "%s.%d" % (split, i), "prompt": text,
                                 "scores": scores, "costs": costs}) + "\n")
+json.dump({"models": [{"name": m, "family": "synthetic", "price_in": p * 1e5, "price_out": p * 1e5,
+                       "mean_out_tokens": 10} for m, p in zip(models, price)], "fallback": "big"},
+          open(out + "/registry.json", "w"))
 EOF
 
 check() { # name, data, train, extra eval args...; $WHO: the dumped routers
@@ -71,11 +76,30 @@ check synthetic "$tmp/test.jsonl" "$tmp/train.jsonl" --rule dynmax --delta 0.05
 check synthetic "$tmp/test.jsonl" "$tmp/train.jsonl" --rule difference --seed 9
 check synthetic "$tmp/test.jsonl" "$tmp/train.jsonl" --rule range --models big,small,tiny
 
+# A trained router's decisions under all three rules (needs the encoder).
+home=${IPR_HOME:-$HOME/.cache/ipr}
+if [ -f "$home/encoder/glove6b-100d.ipre" ]; then
+    if IPR_HOME=$home "$IPR" train --data "$tmp/train.jsonl" --registry "$tmp/registry.json" \
+            -o "$tmp/router.ipr" >"$tmp/train.txt" 2>&1; then
+        if IPR_HOME=$home "$IPR" eval --router "$tmp/router.ipr" --data "$tmp/test.jsonl" --train "$tmp/train.jsonl" \
+                --expected-cost mean-train --json "$tmp/r.json" --dump "$tmp/d.jsonl" >"$tmp/out.txt" 2>"$tmp/err.txt" &&
+           "$PY" "$here/eval_reference.py" --data "$tmp/test.jsonl" --train "$tmp/train.jsonl" \
+                --dump "$tmp/d.jsonl" --json "$tmp/r.json" >"$tmp/ref.txt" 2>&1; then
+            ok "synthetic ipr router, all rules"
+        else
+            cat "$tmp/err.txt"; tail -n 12 "$tmp/ref.txt"; bad "synthetic ipr router, all rules"
+        fi
+    else
+        tail -n 5 "$tmp/train.txt"; bad "ipr train on the synthetic split"
+    fi
+else
+    echo "skip: no encoder at $home/encoder (router dump)"
+fi
+
 rb=$root/data/routerbench
 if [ -f "$rb/test.jsonl" ] && { [ -f "$rb/train.jsonl" ] || [ -f "$rb/train.jsonl.gz" ]; }; then
     check routerbench "$rb/test.jsonl" "$rb/train.jsonl" --rule range
     # the k-NN baseline too, when the default encoder is installed
-    home=${IPR_HOME:-$HOME/.cache/ipr}
     if [ -f "$home/encoder/glove6b-100d.ipre" ]; then
         WHO=knn EVAL_HOME=$home check routerbench "$rb/test.jsonl" "$rb/train.jsonl" --rule range --knn-k 50
     else
