@@ -203,6 +203,8 @@ struct ev {
     /* matrices over (test n, m) */
     size_t n;
     double *q, *c, *E, *P_ipr, *P_knn;
+    int has_default;              /* the router's own operating point */
+    double default_tau, default_q, default_c;
     size_t knn_k;
     int knn_chosen;
     double knn_val[8];
@@ -592,6 +594,14 @@ static char *build_json(const struct ev *v, const char *dataset)
         cJSON *o = cJSON_AddObjectToObject(rs, e->name);
         if (e->kind == 0)
             cJSON_AddStringToObject(o, "rule", ipr_rule_name(e->rule));
+        if (strcmp(e->name, "ipr") == 0 && v->has_default) {
+            cJSON *dp = cJSON_AddObjectToObject(o, "default_point");
+            cJSON_AddNumberToObject(dp, "tau", v->default_tau);
+            cJSON_AddNumberToObject(dp, "quality", v->default_q);
+            cJSON_AddNumberToObject(dp, "cost", v->default_c);
+            cJSON_AddItemToObject(dp, "pgr", num_or_null(ipr_eval_y(&v->ref, v->default_q)));
+            cJSON_AddItemToObject(dp, "cost_saving", num_or_null(v->ref.c_s > 0 ? 1.0 - v->default_c / v->ref.c_s : NAN));
+        }
         cJSON_AddItemToObject(o, "arqgc", num_or_null(e->sm.arqgc));
         cJSON_AddItemToObject(o, "cost_save_at_parity", num_or_null(e->sm.save_parity));
         cJSON_AddItemToObject(o, "cost_save_at_pgr50", num_or_null(e->sm.save_pgr50));
@@ -668,6 +678,10 @@ static void print_table(const struct ev *v, const char *dataset)
         printf("%-16s %6s %8.3f %12.6f %8s %8s %8s %8s %6s %8s\n", name, ar, e->sm.max_quality,
                e->sm.max_quality_cost, a, b, c, d, t1, sp);
     }
+    if (v->has_default)
+        printf("ipr at its default tau %.3g (%s rule): quality %.3f (%.1f%% of the strongest's), $%.6f/prompt "
+               "(%.1f%% cheaper than the strongest)\n", v->default_tau, ipr_rule_name(v->rule), v->default_q,
+               100.0 * v->default_q / v->ref.q_s, v->default_c, 100.0 * (1.0 - v->default_c / v->ref.c_s));
     printf("(savings: 1 - cost/cost of the strongest at the cheapest point reaching its quality, or\n"
            " 50/80/95%% of the quality gap; - = not reached; ARQGC: area under the normalised curve)\n");
     for (int i = 0; i < v->n_notes; i++)
@@ -725,6 +739,11 @@ static char *build_markdown(const struct ev *v, const char *dataset)
         MD("| %s | %s | %.3f | %.6f | %s | %s | %s | %s | %s | %s |\n", name, ar, e->sm.max_quality,
            e->sm.max_quality_cost, a, b, c, d, t1, sp);
     }
+    if (v->has_default)
+        MD("\nAt its default tau (%.3g, chosen at training time) the router reaches quality %.3f "
+           "(%.1f %% of the strongest model's) at $%.6f per prompt (%.1f %% cheaper than the strongest).\n",
+           v->default_tau, v->default_q, 100.0 * v->default_q / v->ref.q_s, v->default_c,
+           100.0 * (1.0 - v->default_c / v->ref.c_s));
     for (int i = 0; i < v->n_notes; i++)
         MD("\nNote: %s.\n", v->notes[i]);
     MD("\n");
@@ -1011,6 +1030,18 @@ int cmd_eval(int argc, char **argv)
         struct ipr_eval_matrix mx = { v.P_ipr, v.m };
         if ((rc = add_curve(&v, "ipr", v.rule, ipr_eval_pred_matrix, &mx, v.P_ipr, taus)))
             goto fail;
+        double dt = ipr_router_default_tau(v.router);
+        if (dt >= 0.0 && dt <= 1.0) {
+            struct ipr_eval_curve one;
+            if ((rc = ipr_eval_curve_run(v.q, v.c, v.E, v.n, v.m, v.rule, v.delta, &dt, 1,
+                                         ipr_eval_pred_matrix, &mx, NULL, &one)))
+                goto fail;
+            v.has_default = 1;
+            v.default_tau = dt;
+            v.default_q = one.quality[0];
+            v.default_c = one.cost[0];
+            ipr_eval_curve_free(&one);
+        }
         for (int r = 0; r < IPR_RULE_COUNT; r++) {
             char nm[32];
             snprintf(nm, sizeof nm, "ipr-%s", ipr_rule_name((enum ipr_rule)r));
