@@ -158,7 +158,7 @@ int cmd_add_model(int argc, char **argv)
     one.n = 1;
     one.models = &mi;
     mi.name = (char *)name;
-    if ((rc = table_build(&ds, 1, &one, &t)) != IPR_OK)
+    if ((rc = table_build(&ds, 1, &one, 0, &t)) != IPR_OK)
         goto fail;
     /* Only labelled prompts are embedded. */
     size_t w = 0;

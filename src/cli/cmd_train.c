@@ -378,7 +378,7 @@ int cmd_train(int argc, char **argv)
         ipr_error_wrap(rc, "encoder %s (run 'ipr encoder fetch' first)", s);
         goto fail;
     }
-    if ((rc = table_build(ds, (size_t)n_ds, reg, &t)) != IPR_OK)
+    if ((rc = table_build(ds, (size_t)n_ds, reg, !cli_get(o, no, "models"), &t)) != IPR_OK)
         goto fail;
     size_t n_train_rows = 0;
     for (int i = 0; i < od->n_values; i++)

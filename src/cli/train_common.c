@@ -12,7 +12,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, struct table *t)
+int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, int notes,
+                struct table *t)
 {
     memset(t, 0, sizeof *t);
     t->m = reg->n;
@@ -34,7 +35,7 @@ int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_reg
         for (size_t m = 0; m < t->m; m++)
             col[m] = ipr_dataset_model_index(d, reg->models[m].name);
         for (size_t j = 0; j < d->n_models; j++)
-            if (ipr_registry_find(reg, d->models[j]) < 0)
+            if (notes && ipr_registry_find(reg, d->models[j]) < 0)
                 fprintf(stderr, "note: model '%s' of the data is not in the registry; its labels are ignored\n",
                         d->models[j]);
         for (size_t i = 0; i < d->n; i++, row++) {

@@ -23,8 +23,9 @@ struct table {
 };
 
 /* Builds the table of the datasets' rows in registry order. Models of a
- * dataset that the registry lacks are ignored (noted on stderr once). */
-int  table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, struct table *t);
+ * dataset that the registry lacks are ignored (noted on stderr if notes). */
+int  table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, int notes,
+                 struct table *t);
 void table_free(struct table *t);
 
 /* Marks validation rows: those of val_ds when given (appended with
