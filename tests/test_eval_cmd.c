@@ -127,4 +127,50 @@ static void test_errors(void)
     teardown();
 }
 
-TEST_MAIN(test_outputs, test_errors)
+/* Router mode end to end when the default encoder is installed: train a
+ * small router with cmd_train, then evaluate it with the k-NN baseline (the
+ * threaded prediction and embedding paths) and dump its decisions. */
+static void test_router_mode(void)
+{
+    char enc[1024];
+    const char *home = getenv("IPR_HOME");
+    snprintf(enc, sizeof enc, "%s/encoder/glove6b-100d.ipre", home ? home : "");
+    if (!home) {
+        const char *h = getenv("HOME");
+        snprintf(enc, sizeof enc, "%s/.cache/ipr/encoder/glove6b-100d.ipre", h ? h : "");
+    }
+    if (access(enc, R_OK) != 0) {
+        fprintf(stderr, "  skip: no encoder at %s\n", enc);
+        return;
+    }
+    setup();
+    char train[128], data[128], reg[128], router[128], dump[128], js[128];
+    path(train, sizeof train, "train.jsonl");
+    path(data, sizeof data, "test.jsonl");
+    path(reg, sizeof reg, "reg.json");
+    path(router, sizeof router, "r.ipr");
+    path(dump, sizeof dump, "d.jsonl");
+    path(js, sizeof js, "r.json");
+    FILE *f = fopen(train, "w");
+    if (!f) { CHECK(0); teardown(); return; }
+    static const char *const words[6] = { "sum", "prove", "poem", "list", "hello", "translate" };
+    for (int i = 0; i < 120; i++) {
+        int w = i % 6;
+        fprintf(f, "{\"id\":\"t%d\",\"prompt\":\"%s item %d\",\"scores\":{\"a\":1,\"b\":%d,\"c\":%d},"
+                   "\"costs\":{\"a\":0.01,\"b\":0.002,\"c\":0.0005}}\n", i, words[w], i, w < 3, w == 0);
+    }
+    fclose(f);
+    char *ta[] = { "train", "--data", train, "--registry", reg, "-o", router, "--encoder", enc, "--epochs", "3" };
+    fflush(stdout);
+    int rc = cmd_train(11, ta);
+    CHECK_EQ_INT(rc, 0);
+    if (rc == 0) {
+        const char *a[] = { "eval", "--router", router, "--encoder", enc, "--data", data, "--train", train,
+                            "--dump", dump, "--json", js, "--threads", "3", "--knn-k", "5" };
+        CHECK_EQ_INT(run(17, a), 0);
+        CHECK(file_size("d.jsonl") > 3 * 101 * 6 * 20);
+    }
+    teardown();
+}
+
+TEST_MAIN(test_outputs, test_errors, test_router_mode)
