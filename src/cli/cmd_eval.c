@@ -832,10 +832,62 @@ static const char *short_name(const char *name)
     return s ? s + 1 : name;
 }
 
+/* The "best single model per budget" frontier in (cost, quality): the upper
+ * concave envelope of the single models' points from the cheapest to the
+ * strongest (mixing two models at random lies on the segment between them),
+ * sampled densely so it also draws correctly on a log-scale cost axis. */
+#define ENV_SAMPLES 40
+static size_t single_envelope(const struct ev *v, double *ec, double *eq, size_t cap)
+{
+    size_t m = v->m, idx[IPR_MAX_MODELS], h = 0, n = 0;
+    for (size_t j = 0; j < m; j++)
+        idx[j] = j;
+    for (size_t i = 1; i < m; i++) /* sort by cost, then quality */
+        for (size_t j = i; j > 0; j--) {
+            size_t a = idx[j - 1], b = idx[j];
+            if (v->ref.cost[a] < v->ref.cost[b] ||
+                (v->ref.cost[a] == v->ref.cost[b] && v->ref.quality[a] <= v->ref.quality[b]))
+                break;
+            idx[j - 1] = b;
+            idx[j] = a;
+        }
+    size_t hull[IPR_MAX_MODELS];
+    double best = -INFINITY;
+    for (size_t k = 0; k < m; k++) {
+        size_t j = idx[k];
+        if (v->ref.quality[j] <= best)
+            continue; /* dominated: dearer and no better */
+        best = v->ref.quality[j];
+        while (h >= 2) {
+            size_t o = hull[h - 2], a = hull[h - 1];
+            double cross = (v->ref.cost[a] - v->ref.cost[o]) * (v->ref.quality[j] - v->ref.quality[o]) -
+                           (v->ref.quality[a] - v->ref.quality[o]) * (v->ref.cost[j] - v->ref.cost[o]);
+            if (cross < 0)
+                break;
+            h--;
+        }
+        hull[h++] = j;
+    }
+    for (size_t k = 0; k + 1 < h && n + ENV_SAMPLES < cap; k++)
+        for (int t = 0; t < ENV_SAMPLES; t++) {
+            double f = (double)t / ENV_SAMPLES;
+            ec[n] = v->ref.cost[hull[k]] + f * (v->ref.cost[hull[k + 1]] - v->ref.cost[hull[k]]);
+            eq[n] = v->ref.quality[hull[k]] + f * (v->ref.quality[hull[k + 1]] - v->ref.quality[hull[k]]);
+            n++;
+        }
+    if (h >= 1 && n < cap) {
+        ec[n] = v->ref.cost[hull[h - 1]];
+        eq[n] = v->ref.quality[hull[h - 1]];
+        n++;
+    }
+    return n;
+}
+
 static int write_svg(const struct ev *v, const char *path, const char *dataset, int log_x)
 {
-    struct ipr_plot_series s[MAX_ROUTERS + 1];
-    char names[MAX_ROUTERS + 1][64];
+    double env_c[IPR_MAX_MODELS * ENV_SAMPLES + 1], env_q[IPR_MAX_MODELS * ENV_SAMPLES + 1];
+    struct ipr_plot_series s[MAX_ROUTERS + 2];
+    char names[MAX_ROUTERS + 2][64];
     const char *labels[IPR_MAX_MODELS];
     size_t ns = 0;
     for (size_t j = 0; j < v->m; j++)
@@ -873,6 +925,12 @@ static int write_svg(const struct ev *v, const char *path, const char *dataset, 
                 x.color = "#444444";
                 x.style = IPR_PLOT_POINTS;
                 x.labels = labels;
+                s[ns++] = x;
+                struct ipr_plot_series env = { .name = names[ns], .color = "#777777", .style = IPR_PLOT_LINE,
+                                               .dashed = 1, .cost = env_c, .quality = env_q };
+                env.n = single_envelope(v, env_c, env_q, sizeof env_c / sizeof env_c[0]);
+                snprintf(names[ns], sizeof names[ns], "best single model per budget");
+                x = env;
             } else {
                 snprintf(names[ns], sizeof names[ns], "random (one point per tau)");
                 x.color = "#bdbdbd";

@@ -277,7 +277,8 @@ int ipr_plot_svg_write(const struct ipr_plot *p, const char *path)
         if (se->style != IPR_PLOT_POINTS)
             bprintf(&b, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2.2\"%s/>\n",
                     lx, lx + 26, ly - 4, ly - 4, se->color, se->dashed ? " stroke-dasharray=\"7 4\"" : "");
-        bprintf(&b, "<circle cx=\"%d\" cy=\"%d\" r=\"%.1f\" fill=\"%s\"/>\n", lx + 13, ly - 4,
+        if (se->style != IPR_PLOT_LINE)
+            bprintf(&b, "<circle cx=\"%d\" cy=\"%d\" r=\"%.1f\" fill=\"%s\"/>\n", lx + 13, ly - 4,
                 se->radius > 0 ? se->radius : se->style == IPR_PLOT_POINTS ? 4.5 : 2.6, se->color);
         bprintf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"13\" fill=\"#222\">", lx + 34, ly);
         bescape(&b, se->name);
