@@ -120,63 +120,94 @@ static double *expected_costs(const struct ipr_registry *reg, const struct table
 }
 
 struct val_figures {
-    double arqgc, save_parity, tau; /* NaN when undefined / not reached */
-    int strongest;
+    double arqgc, save_parity, tau; /* over families: mean ARQGC, mean saving, min parity tau */
 };
 
-/* Validation figures of an estimator on the rows with is_val set: the
- * router's curve under rule/delta, its ARQGC and saving at parity, and the
- * parity tau (the default tau). Returns the figures as a JSON object string
- * (malloc'd) or NULL on NOMEM. */
+/* The router's figures on one family's validation rows: the rows that label
+ * one of its models, among its models only (a multi-pool router routes within
+ * a family). Adds {n, models, arqgc, cost_save_at_parity, parity_tau} to o. */
+static void family_figures(const double *P, const struct table *t, const double *E, const uint8_t *in_family,
+                           enum ipr_rule rule, double delta, cJSON *o, double *arqgc, double *save, double *tau)
+{
+    size_t m = t->m, mm = 0, nv = 0, r = 0;
+    size_t cols[IPR_MAX_MODELS];
+    for (size_t k = 0; k < m; k++)
+        if (in_family[k])
+            cols[mm++] = k;
+    *arqgc = *save = NAN;
+    *tau = 0.0;
+    double *p = malloc((t->n * mm + 1) * sizeof *p), *q = malloc((t->n * mm + 1) * sizeof *q);
+    double *c = malloc((t->n * mm + 1) * sizeof *c), *e = malloc((t->n * mm + 1) * sizeof *e);
+    if (!p || !q || !c || !e)
+        goto done;
+    for (size_t i = 0, vi = 0; i < t->n; i++) {
+        if (!t->is_val[i])
+            continue;
+        int labelled = 0;
+        for (size_t j = 0; j < mm; j++)
+            labelled |= !isnan(t->y[i * m + cols[j]]);
+        if (labelled) {
+            for (size_t j = 0; j < mm; j++) {
+                size_t k = cols[j];
+                double y = t->y[i * m + k], cc = t->c[i * m + k];
+                p[r * mm + j] = P[vi * m + k];
+                q[r * mm + j] = isnan(y) ? 0.0 : y;
+                e[r * mm + j] = E[i * m + k];
+                c[r * mm + j] = isnan(cc) ? E[i * m + k] : cc;
+            }
+            r++;
+        }
+        vi++;
+    }
+    nv = r;
+    struct ipr_eval_ref ref;
+    if (nv > 0 && ipr_eval_ref_compute(q, c, nv, mm, &ref) == IPR_OK) {
+        double taus[IPR_EVAL_N_TAUS];
+        for (size_t k = 0; k < IPR_EVAL_N_TAUS; k++)
+            taus[k] = ipr_eval_tau(k);
+        struct ipr_eval_curve cv;
+        struct ipr_eval_matrix mx = { p, mm };
+        if (ipr_eval_curve_run(q, c, e, nv, mm, rule, delta, taus, IPR_EVAL_N_TAUS, ipr_eval_pred_matrix, &mx,
+                               NULL, &cv) == IPR_OK) {
+            struct ipr_eval_summary s;
+            ipr_eval_summarise(&ref, cv.quality, cv.cost, cv.k, &s);
+            *arqgc = s.arqgc;
+            *save = s.save_parity;
+            *tau = parity_tau(&cv, &ref);
+            ipr_eval_curve_free(&cv);
+        }
+        ipr_eval_ref_free(&ref);
+    }
+done:
+    cJSON_AddNumberToObject(o, "n", (double)nv);
+    cJSON_AddNumberToObject(o, "models", (double)mm);
+    cJSON_AddItemToObject(o, "arqgc", isfinite(*arqgc) ? cJSON_CreateNumber(*arqgc) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "cost_save_at_parity", isfinite(*save) ? cJSON_CreateNumber(*save) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(o, "parity_tau", *tau);
+    free(p), free(q), free(c), free(e);
+}
+
+/* Validation figures of an estimator on the rows with is_val set, per model
+ * family (see family_figures), as a JSON object string (malloc'd; NULL on
+ * NOMEM). vf gets the mean ARQGC and saving over the families where they are
+ * defined and the smallest parity tau (the default tau: every family reaches
+ * the quality of its strongest model at or below it on validation). */
 static char *validation_report(const struct ipr_qe *qe, const struct table *t, const float *X, size_t d,
-                               const double *E, enum ipr_rule rule, double delta,
+                               const double *E, const struct ipr_registry *reg, enum ipr_rule rule, double delta,
                                const struct ipr_qe_report *rep, struct val_figures *vf)
 {
     size_t m = t->m, nv = 0;
     for (size_t i = 0; i < t->n; i++)
         nv += t->is_val[i];
-    vf->arqgc = vf->save_parity = NAN;
-    vf->tau = 0.0;
-    vf->strongest = -1;
-    double *P = malloc((nv * m + 1) * sizeof *P), *q = malloc((nv * m + 1) * sizeof *q);
-    double *c = malloc((nv * m + 1) * sizeof *c), *e = malloc((nv * m + 1) * sizeof *e);
+    double *P = malloc((nv * m + 1) * sizeof *P);
     float *scratch = malloc((ipr_qe_scratch_floats(qe) + 1) * sizeof *scratch);
-    cJSON *o = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject(), *fams = o ? cJSON_AddObjectToObject(o, "families") : NULL;
     char *out = NULL;
-    if (!P || !q || !c || !e || !scratch || !o)
+    if (!P || !scratch || !fams)
         goto done;
-    size_t r = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        if (!t->is_val[i])
-            continue;
-        ipr_qe_predict(qe, X + i * d, scratch, P + r * m);
-        for (size_t k = 0; k < m; k++) {
-            double y = t->y[i * m + k], cc = t->c[i * m + k];
-            q[r * m + k] = isnan(y) ? 0.0 : y;
-            e[r * m + k] = E[i * m + k];
-            c[r * m + k] = isnan(cc) ? E[i * m + k] : cc;
-        }
-        r++;
-    }
-    struct ipr_eval_ref ref;
-    if (nv > 0 && ipr_eval_ref_compute(q, c, nv, m, &ref) == IPR_OK) {
-        double taus[IPR_EVAL_N_TAUS];
-        for (size_t k = 0; k < IPR_EVAL_N_TAUS; k++)
-            taus[k] = ipr_eval_tau(k);
-        struct ipr_eval_curve cv;
-        struct ipr_eval_matrix mx = { P, m };
-        if (ipr_eval_curve_run(q, c, e, nv, m, rule, delta, taus, IPR_EVAL_N_TAUS, ipr_eval_pred_matrix, &mx,
-                               NULL, &cv) == IPR_OK) {
-            struct ipr_eval_summary s;
-            ipr_eval_summarise(&ref, cv.quality, cv.cost, cv.k, &s);
-            vf->arqgc = s.arqgc;
-            vf->save_parity = s.save_parity;
-            vf->tau = parity_tau(&cv, &ref);
-            ipr_eval_curve_free(&cv);
-        }
-        vf->strongest = ref.strongest;
-        ipr_eval_ref_free(&ref);
-    }
+    for (size_t i = 0, r = 0; i < t->n; i++)
+        if (t->is_val[i])
+            ipr_qe_predict(qe, X + i * d, scratch, P + r++ * m);
     cJSON_AddNumberToObject(o, "n", (double)nv);
     cJSON_AddNumberToObject(o, "epochs", rep->epochs);
     cJSON_AddNumberToObject(o, "best_epoch", rep->best_epoch);
@@ -184,6 +215,33 @@ static char *validation_report(const struct ipr_qe *qe, const struct table *t, c
     cJSON_AddNumberToObject(o, "val_loss", rep->val_loss);
     cJSON_AddNumberToObject(o, "val_mae", rep->val_mae);
     cJSON_AddNumberToObject(o, "train_seconds", rep->seconds);
+    uint8_t done_m[IPR_MAX_MODELS] = { 0 };
+    double sa = 0, ss = 0, tau = 1.0;
+    int na = 0, ns = 0;
+    for (size_t k = 0; k < m; k++) {
+        if (done_m[k])
+            continue;
+        const char *fam = reg->models[k].family;
+        uint8_t in[IPR_MAX_MODELS] = { 0 };
+        for (size_t j = k; j < m; j++) {
+            const char *f2 = reg->models[j].family;
+            if ((!fam && !f2) || (fam && f2 && strcmp(fam, f2) == 0))
+                in[j] = done_m[j] = 1;
+        }
+        double a, sv, ft;
+        cJSON *fo = cJSON_AddObjectToObject(fams, fam ? fam : "(none)");
+        if (!fo)
+            goto done;
+        family_figures(P, t, E, in, rule, delta, fo, &a, &sv, &ft);
+        if (isfinite(a))
+            sa += a, na++;
+        if (isfinite(sv))
+            ss += sv, ns++;
+        tau = fmin(tau, ft);
+    }
+    vf->arqgc = na ? sa / na : NAN;
+    vf->save_parity = ns ? ss / ns : NAN;
+    vf->tau = nv ? tau : 0.0;
     cJSON_AddItemToObject(o, "arqgc", isfinite(vf->arqgc) ? cJSON_CreateNumber(vf->arqgc) : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "cost_save_at_parity",
                           isfinite(vf->save_parity) ? cJSON_CreateNumber(vf->save_parity) : cJSON_CreateNull());
@@ -191,7 +249,7 @@ static char *validation_report(const struct ipr_qe *qe, const struct table *t, c
     out = cJSON_PrintUnformatted(o);
 done:
     cJSON_Delete(o);
-    free(P), free(q), free(c), free(e), free(scratch);
+    free(P), free(scratch);
     return out;
 }
 
@@ -246,7 +304,8 @@ static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, const s
 
 /* --folds K: K-fold cross-validation of the whole pipeline on the training
  * data; prints each fold's validation figures and their mean. */
-static int cross_validate(const struct ipr_encoder *enc, enum ipr_input_mode input, struct table *t,
+static int cross_validate(const struct ipr_encoder *enc, const struct ipr_registry *reg, enum ipr_input_mode input,
+                          struct table *t,
                           const struct ipr_qe_config *cfg, const double *E, enum ipr_rule rule, double delta,
                           int folds)
 {
@@ -266,7 +325,7 @@ static int cross_validate(const struct ipr_encoder *enc, enum ipr_input_mode inp
         double te;
         int rc = fit(enc, input, t, cfg, 1, &view, &qe, &X, &d, &rep, &te);
         struct val_figures vf;
-        char *js = rc == IPR_OK ? validation_report(qe, t, X, d, E, rule, delta, &rep, &vf) : NULL;
+        char *js = rc == IPR_OK ? validation_report(qe, t, X, d, E, reg, rule, delta, &rep, &vf) : NULL;
         ipr_view_free(view);
         ipr_qe_free(qe);
         free(X);
@@ -399,7 +458,7 @@ int cmd_train(int argc, char **argv)
         goto fail;
     }
     if (folds > 0) {
-        if ((rc = cross_validate(enc, input, &t, &cfg, E, rule, delta, (int)folds)) != IPR_OK)
+        if ((rc = cross_validate(enc, reg, input, &t, &cfg, E, rule, delta, (int)folds)) != IPR_OK)
             goto fail;
         if (!outp) {
             ret = 0;
@@ -433,7 +492,7 @@ int cmd_train(int argc, char **argv)
     time_t now = time(NULL);
     strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     struct val_figures vf;
-    if (!(m->metrics_json = validation_report(b.qe, &t, X, d, E, rule, delta, &rep, &vf))) {
+    if (!(m->metrics_json = validation_report(b.qe, &t, X, d, E, reg, rule, delta, &rep, &vf))) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
         goto fail;
     }
