@@ -20,7 +20,6 @@
 #include "ipr/eval.h"
 #include "ipr/router.h"
 
-#include <cJSON.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
