@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench_serve.sh — figures (not assertions) for `ipr serve`, on loopback:
 #  1. POST /v1/route under wrk (a separate process): requests/s and latency
-#     percentiles, with and without the decision log; prompts are real ones
-#     from the shipped RouterBench test split, rotated per request.
+#     percentiles for one short prompt, then for real prompts from the shipped
+#     RouterBench test split (rotated per request), with and without the
+#     decision log; plus the server's own CPU time per request, which does not
+#     depend on what else the machine is running.
 #  2. memory: the server's RSS sampled while it answers REQS /v1/route requests.
 #  3. gateway added latency: time to first byte of a streamed completion
 #     through ipr minus directly from the upstream stub (p50, p90), over
@@ -44,6 +46,23 @@ start() { # start NAME ARGS...: sets PORT and SPID
     cat "$tmp/$name.log" >&2; exit 1
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run_wrk LUA: wrk against $PORT, plus the server's CPU time per request (a
+# figure that does not depend on what else the machine runs) and its mean
+# decision latency from /metrics.
+run_wrk() {
+    local t0 t1 out n
+    t0=$(cpu_ticks "$SPID")
+    out=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$1" "http://127.0.0.1:$PORT/v1/route")
+    t1=$(cpu_ticks "$SPID")
+    echo "$out" | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx|Socket errors'
+    n=$(echo "$out" | sed -nE 's/^ *([0-9]+) requests in.*/\1/p')
+    $PY -c "import sys; t=(int(sys.argv[2])-int(sys.argv[1]))/$(getconf CLK_TCK); n=int(sys.argv[3]); print('   server CPU per request: %.1f us (%d requests) -> %.0f requests/s per fully used core' % (t/n*1e6, n, n/t))" "$t0" "$t1" "${n:-1}"
+    curl -s "http://127.0.0.1:$PORT/metrics" | $PY -c "
+import sys
+v = {l.split()[0].split('{')[0]: float(l.split()[1]) for l in sys.stdin if l.startswith('ipr_decision_latency_seconds_')}
+print('   mean decision latency (encode + predict + rule): %.1f us' % (v['ipr_decision_latency_seconds_sum'] / max(1, v['ipr_decision_latency_seconds_count']) * 1e6))"
+}
 
 # wrk script: 200 real prompts, one per request in turn
 $PY - "$here/data/routerbench/test.jsonl" >"$tmp/route.lua" <<'EOF'
@@ -61,20 +80,29 @@ for b in bodies:
 print('}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend')
 EOF
 
+cat >"$tmp/short.lua" <<'EOF'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"prompt": "Write a python function to check whether a number is prime."}'
+EOF
+
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "== router: $ROUTER; server threads $SERVER_THREADS; wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s"
 
-echo "== 1a. /v1/route, no decision log"
+echo "== 1a. /v1/route, no decision log, short prompt"
+start short
+run_wrk "$tmp/short.lua"
+kill "$SPID"; wait "$SPID" 2>/dev/null || true
+
+echo "== 1b. /v1/route, no decision log, real prompts"
 start nolog
-wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/route.lua" "http://127.0.0.1:$PORT/v1/route" \
-    | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx|Socket errors'
+run_wrk "$tmp/route.lua"
 echo "   server RSS after: $(rss_kb "$SPID") kB"
 kill "$SPID"; wait "$SPID" 2>/dev/null || true
 
-echo "== 1b. /v1/route, decision log on (SQLite WAL, batched)"
+echo "== 1c. /v1/route, real prompts, decision log on (SQLite WAL, batched)"
 start withlog --log "$tmp/decisions.db"
-wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/route.lua" "http://127.0.0.1:$PORT/v1/route" \
-    | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx|Socket errors'
+run_wrk "$tmp/route.lua"
 kill "$SPID"; wait "$SPID" 2>/dev/null || true
 echo "   rows logged: $($PY -c "import sqlite3; print(sqlite3.connect('$tmp/decisions.db').execute('select count(*) from decisions').fetchone()[0])")"
 

@@ -128,6 +128,15 @@ expect "healthz without a key" 200 GET /healthz
 got=$(req POST /v1/route -H "$AUTH" -d '{"prompt": "write a python function to sort a list", "explain": true}')
 check "route: 200 with a decision" '[ "${got%% *}" = 200 ] && $PY -c "import json; d=json.load(open(\"body.out\")); assert d[\"model\"] in (\"big\",\"mid\",\"small\",\"tiny\") and \"predicted\" in d and \"threshold\" in d and \"expected_cost\" in d and d[\"fallback_used\"] is False and \"explanation\" in d and d[\"id\"].startswith(\"ipr-\")"' "${got:0:300}"
 RID=$($PY -c 'import json; print(json.load(open("body.out"))["id"])' 2>/dev/null)
+cp body.out explained.json
+got=$(req POST /v1/route -H "$AUTH" -d '{"prompt": "write a python function to sort a list"}')
+check "route: the plain decision matches the explained one" '$PY -c "
+import json
+a, b = json.load(open(\"body.out\")), json.load(open(\"explained.json\"))
+assert \"explanation\" not in a
+for k in (\"router\", \"model\", \"tau\", \"rule\", \"predicted\", \"threshold\", \"expected_cost\", \"fallback_used\"):
+    assert a[k] == b[k], k
+"' "${got:0:300}"
 got=$(req POST /v1/route -H "$AUTH" -d '{"messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "solve the integral"}], "tau": 0, "router": "alt"}')
 check "route: messages, tau and a named router" '[ "${got%% *}" = 200 ] && $PY -c "import json; d=json.load(open(\"body.out\")); assert d[\"router\"]==\"alt\" and d[\"tau\"]==0"' "${got:0:300}"
 got=$(req POST /v1/route -H "$AUTH" -d '{"prompt": "write a poem", "tau": 1, "models": ["big", "mid"]}')
