@@ -224,6 +224,11 @@ static void test_hostile_prompts(void)
     /* above the documented cap: a clean limit error */
     memset(p, 'a', IPR_TEXT_MAX_BYTES + 1);
     CHECK_EQ_INT(ipr_encoder_embed(e, c, p, IPR_TEXT_MAX_BYTES + 1, x), IPR_ERR_LIMIT);
+    /* a context belongs to the encoder that made it */
+    struct ipr_encoder *e2;
+    CHECK_EQ_INT(ipr_encoder_open(enc_path, &e2), IPR_OK);
+    CHECK_EQ_INT(ipr_encoder_embed(e2, c, "king", 4, x), IPR_ERR_INVAL);
+    ipr_encoder_close(e2);
     /* and the context still works afterwards */
     CHECK_EQ_INT(ipr_encoder_embed(e, c, "king", 4, x), IPR_OK);
     free(p);

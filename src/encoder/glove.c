@@ -45,6 +45,7 @@ struct gram_entry {
 };
 
 struct ipr_embed_ctx {
+    const struct ipr_encoder *enc; /* the encoder it was made for */
     struct ipr_text *text;
     v4f *acc;      /* (2 * D4) accumulators: whole, tail */
     size_t d4;     /* word_dim / 4, rounded up */
@@ -56,6 +57,7 @@ static int glove_ctx_new(const struct ipr_encoder *enc, struct ipr_embed_ctx **o
     const struct glove *g = enc->impl;
     struct ipr_embed_ctx *c = calloc(1, sizeof *c);
     if (!c) return ipr_error_set(IPR_ERR_NOMEM, "embed: out of memory");
+    c->enc = enc;
     c->d4 = (g->h->word_dim + 3) / 4;
     c->acc = aligned_alloc(64, (2 * c->d4 * sizeof *c->acc + 63) & ~(size_t)63);
     int rc = c->acc ? ipr_text_new(&c->text) : ipr_error_set(IPR_ERR_NOMEM, "embed: out of memory");
@@ -292,6 +294,8 @@ static int glove_embed(const struct ipr_encoder *enc, struct ipr_embed_ctx *ctx,
     const struct glove *g = enc->impl;
     const struct glove_hdr *h = g->h;
     const size_t D = h->word_dim;
+    if (!ctx || ctx->enc != enc)
+        return ipr_error_set(IPR_ERR_INVAL, "embed: context made for another encoder");
     memset(out, 0, enc->dim * sizeof *out);
     if (!text) len = 0;
     const char *norm;
