@@ -219,20 +219,29 @@ static void stats(const char *raw, size_t len, const char *norm, size_t nlen,
     size_t code = hist['{'] + hist['}'] + hist[';'];
     size_t math = hist['$'] + hist['^'] + hist['='] + hist['\\'];
     const char *p, *end = raw + len;
-    for (p = raw; (p = memmem(p, (size_t)(end - p), "```", 3)) != NULL; p += 3) code += 3;
-    for (p = raw; (p = memmem(p, (size_t)(end - p), "()", 2)) != NULL; p += 1) code++;
-    for (p = raw; (p = memmem(p, (size_t)(end - p), "#include", 8)) != NULL; p += 1)
-        if (p + 8 < end) code += 2;
-    /* "def " / "return " / "import " starting a word hint at code */
-    static const char *const kw[3] = { "def ", "return ", "import " };
-    for (int k = 0; k < 3; k++) {
-        size_t kl = strlen(kw[k]);
-        for (p = raw; (p = memmem(p, (size_t)(end - p), kw[k], kl)) != NULL; p += 1)
-            if (p == raw || p[-1] == ' ' || p[-1] == '\n') code += 2;
+    /* one scan for the markers that need context: "```" (non-overlapping),
+     * "()", "#include", "\\frac", and "def " / "return " / "import "
+     * starting the text or following a space or newline */
+    for (size_t i = 0; i < len; i++) {
+        size_t kw_at = len;
+        switch (raw[i]) {
+        case '`':
+            if (i + 2 < len && raw[i + 1] == '`' && raw[i + 2] == '`') { code += 3; i += 2; }
+            continue;
+        case '(': if (i + 1 < len && raw[i + 1] == ')') code++; continue;
+        case '#': if (i + 8 < len && memcmp(raw + i, "#include", 8) == 0) code += 2; continue;
+        case '\\': if (i + 5 < len && memcmp(raw + i, "\\frac", 5) == 0) math += 2; continue;
+        case ' ': case '\n': kw_at = i + 1; break;
+        default: if (i == 0) kw_at = 0; break;
+        }
+        if (kw_at < len) {
+            const char *q = raw + kw_at;
+            size_t left = len - kw_at;
+            if ((left >= 4 && memcmp(q, "def ", 4) == 0) ||
+                (left >= 7 && (memcmp(q, "return ", 7) == 0 || memcmp(q, "import ", 7) == 0)))
+                code += 2;
+        }
     }
-    if (hist['\\'])
-        for (p = raw; (p = memmem(p, (size_t)(end - p), "\\frac", 5)) != NULL; p += 1)
-            if (p + 5 < end) math += 2;
     if (hist['+'] + hist['*'] + hist['/'] + hist['<'] + hist['>'])
         for (size_t i = 1; i + 1 < len; i++) {
             char c = raw[i];
