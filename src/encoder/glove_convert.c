@@ -281,7 +281,9 @@ static int read_vectors(struct rd *r, struct conv *c, uint64_t size_hint)
 {
     char *word = r->word;
     float *row = r->row;
-    if (size_hint && c->dim && size_hint < (1u << 28)) {
+    /* trust the "size" member for one allocation only while it is modest (2 GiB);
+     * beyond that grow with the data actually read */
+    if (size_hint && c->dim && size_hint < (1u << 28) && size_hint * c->dim * sizeof(float) <= ((uint64_t)1 << 31)) {
         c->cap = (size_t)size_hint;
         c->vec = malloc(c->cap * c->dim * sizeof *c->vec);
         c->index = malloc(c->cap * sizeof *c->index);
