@@ -264,7 +264,8 @@ if [ "$node_ok" = 1 ]; then
 fi
 got=$(req POST /v1/chat/completions -d '{"model": "ipr", "messages": [{"role": "user", "content": "hi"}], "ipr": {"models": ["big"]}}' -D hdr.out)
 check "fault 500 (curl): fallback answered and said so" '[ "${got%% *}" = 200 ] && grep -qi "^x-ipr-fallback: upstream" hdr.out && grep -qi "^x-ipr-model: mid" hdr.out' "${got:0:200} $(cat hdr.out)"
-kill -TERM "$BPID"; wait "$BPID"
+kill -TERM "$BPID"; wait "$BPID"; rc=$?
+check "fault server: clean exit on SIGTERM" '[ "$rc" = 0 ]' "rc $rc; $(tail -3 b.log)"
 check "fault: fallbacks logged" '$PY -c "import sqlite3; n=sqlite3.connect(\"b.db\").execute(\"select count(*) from decisions where upstream_fallback=1 and answered=\x27mid\x27\").fetchone()[0]; assert n >= 4, n"'
 
 # ------------------------------------------------- SIGKILL under load
@@ -302,7 +303,8 @@ start_server c2 kill.json || { bad "restart after kill -9" "$(cat c2.log)"; fini
 C2PID=$SPID
 expect "kill -9: serves after restart" 200 POST /v1/route -d '{"prompt": "back again"}'
 wait $load_pid
-kill -TERM "$C2PID"; wait "$C2PID"
+kill -TERM "$C2PID"; wait "$C2PID"; rc=$?
+check "restarted server: clean exit on SIGTERM" '[ "$rc" = 0 ]' "rc $rc; $(tail -3 c2.log)"
 check "kill -9: restart appends to the same log" '[ "$(db_count c.db)" -gt "$rows" ]' "rows $(db_count c.db) vs $rows"
 
 # --------------------------------------------------------- refusals
@@ -314,4 +316,5 @@ wait $pub; rc=$?
 check "refuses a public address without keys" '[ "$rc" != 0 ] && grep -q "keys" pub.log' "rc $rc: $(cat pub.log)"
 "$IPR" serve --router missing.ipr --port 0 >miss.log 2>&1; rc=$?
 check "a missing bundle is a clear error" '[ "$rc" != 0 ] && grep -q "missing.ipr" miss.log' "$(cat miss.log)"
+check "no sanitizer or MHD internal errors in the server logs" '! grep -lE "Sanitizer|runtime error" a.log b.log c.log c2.log' "$(grep -hE -A5 'Sanitizer|runtime error' a.log b.log c.log c2.log | head -20)"
 finish
