@@ -9,6 +9,7 @@
 #include "ipr/serve.h"
 #include "serve/serve_int.h"
 
+#include <cjson/cJSON.h>
 #include <unistd.h>
 
 static int parse(enum ipr_serve_kind k, const char *body, struct ipr_serve_request *req)
@@ -268,6 +269,23 @@ static void test_declog(void)
     CHECK(isnan(t->pred[2 * 3 + 2]));
     CHECK_NEAR(t->cost[2 * 3 + 1], 0.001, 1e-15);
     CHECK_NEAR(t->expected_cost[3], 0.01, 1e-15);
+    /* replay: served point, calibration, a two-tau sweep */
+    double taus[2] = { 0.0, 1.0 };
+    char *js = ipr_declog_replay_json(t, IPR_RULE_RANGE, 0, taus, 2);
+    CHECK(js != NULL);
+    cJSON *rj = cJSON_Parse(js);
+    cJSON *served = cJSON_GetObjectItem(rj, "served");
+    CHECK_NEAR(cJSON_GetObjectItem(served, "mean_expected_cost")->valuedouble, 0.0055, 1e-12);
+    CHECK_EQ_INT(cJSON_GetObjectItem(served, "n_feedback")->valuedouble, 1);
+    CHECK_NEAR(cJSON_GetObjectItem(served, "calibration_mae")->valuedouble, 0.15, 1e-12); /* |0.9 - 0.75| */
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(rj, "curve"), 0);
+    cJSON *c1 = cJSON_GetArrayItem(cJSON_GetObjectItem(rj, "curve"), 1);
+    CHECK_NEAR(cJSON_GetObjectItem(c0, "mean_predicted_quality")->valuedouble, 0.9, 1e-12); /* tau 0: big */
+    CHECK_NEAR(cJSON_GetObjectItem(c0, "agreement")->valuedouble, 0.5, 1e-12);
+    CHECK_NEAR(cJSON_GetObjectItem(c0, "observed_quality_where_agreeing")->valuedouble, 0.75, 1e-12);
+    CHECK_NEAR(cJSON_GetObjectItem(c1, "mean_expected_cost")->valuedouble, 0.001, 1e-12); /* tau 1: small */
+    cJSON_Delete(rj);
+    free(js);
     ipr_declog_table_free(t);
 
     /* reopen and append: ids stay unique, old rows stay */

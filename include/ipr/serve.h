@@ -227,6 +227,16 @@ struct ipr_declog_table {
 int  ipr_declog_read(const char *path, struct ipr_declog_table **out);
 void ipr_declog_table_free(struct ipr_declog_table *t);
 
+/* What a log supports without labels for the models not called (replay.c):
+ * the served point (mean expected cost, shares, mean observed quality over
+ * the decisions with feedback), calibration of the chosen model's prediction
+ * against feedback, and the logged predictions re-routed by `rule` at each of
+ * taus (mean expected cost and predicted quality of the choice, shares,
+ * agreement with the logged choice, observed quality where they agree).
+ * Returns a malloc'd JSON document, NULL on NOMEM. */
+char *ipr_declog_replay_json(const struct ipr_declog_table *t, enum ipr_rule rule, double delta,
+                             const double *taus, size_t n_taus);
+
 /* ------------------------------------------------------------------ server */
 
 struct ipr_server;
