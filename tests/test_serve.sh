@@ -246,6 +246,9 @@ check "drain: exit status 0" '[ "$rc" = 0 ]' "rc $rc; $(tail -3 a.log)"
 check "drain: every decision flushed to the log" '[ "$(db_count a.db)" -ge 1000 ]' "rows $(db_count a.db)"
 check "drain: feedback stored" '$PY -c "import sqlite3; q=sqlite3.connect(\"a.db\").execute(\"select quality from decisions where id=?\", (\"$RID\",)).fetchone()[0]; assert abs(q-0.8)<1e-9"'
 
+"$IPR" eval --log a.db --json replay.json >replay.out 2>&1; rc=$?
+check "eval --log: replays the decision log" '[ "$rc" = 0 ] && grep -q "decisions over 4 models, 1 with feedback" replay.out && $PY -c "import json; d=json.load(open(\"replay.json\")); assert d[\"served\"][\"n_feedback\"] == 1 and len(d[\"curve\"]) == 101"' "$(head -5 replay.out)"
+
 # ----------------------------------------------------------------- faults
 cat >faults.json <<EOF
 {"routers": {"ipr": {"bundle": "r.ipr", "encoder": "enc.ipre"}},

@@ -21,6 +21,9 @@ int cmd_calibrate(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* `ipr eval --log DB`: replays an `ipr serve` decision log (in cmd_serve.c). */
+int cli_eval_log(const char *db, const char *rule, const char *delta, const char *json_path);
+
 /* Option parsing: a table of long options ("--name"), each with a value or a
  * flag. Positional arguments are collected in order. */
 struct cli_opt {

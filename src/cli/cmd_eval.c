@@ -42,7 +42,8 @@ static const char *const usage_text =
     "  --dump-router ipr|oracle|random|knn   whose decisions --dump writes\n"
     "  --seed N                random baseline seed (default 1)\n"
     "  --knn-k K               fix k instead of choosing it on validation data\n"
-    "  --threads N             worker threads (default: all cores)\n";
+    "  --threads N             worker threads (default: all cores)\n"
+    "       ipr eval --log DECISIONS.db [--rule R] [--delta D] [--json R.json]   (replay a serve log)\n";
 
 /* --- small helpers --- */
 
@@ -524,6 +525,7 @@ int cmd_eval(int argc, char **argv)
         { "expected-cost", 1, NULL, 0, {0}, 0 }, { "knn-k", 1, NULL, 0, {0}, 0 },
         { "threads", 1, NULL, 0, {0}, 0 }, { "name", 1, NULL, 0, {0}, 0 },
         { "markdown", 1, NULL, 0, {0}, 0 },
+        { "log", 1, NULL, 0, {0}, 0 },
         { "help", 0, NULL, 0, {0}, 0 },
     };
     const size_t no = sizeof opts / sizeof opts[0];
@@ -535,6 +537,10 @@ int cmd_eval(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
+    /* --log: replay an `ipr serve` decision log (cli_eval_log in cmd_serve.c, docs/serving.md) */
+    if (cli_get(opts, no, "log"))
+        return cli_eval_log(cli_get(opts, no, "log"), cli_get(opts, no, "rule"), cli_get(opts, no, "delta"),
+                            cli_get(opts, no, "json"));
     const char *router_path = cli_get(opts, no, "router"), *data = cli_get(opts, no, "data");
     const char *train = cli_get(opts, no, "train"), *regp = cli_get(opts, no, "registry");
     const char *encp = cli_get(opts, no, "encoder"), *models = cli_get(opts, no, "models");

@@ -8,7 +8,9 @@
 #include "ipr/err.h"
 #include "ipr/serve.h"
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,4 +165,71 @@ out:
     ipr_serve_config_free(&cfg);
     curl_global_cleanup();
     return exit_code;
+}
+
+/* ------------------------------------------------------------ eval --log */
+
+/* `ipr eval --log DB [--rule R] [--delta D] [--json OUT]`: what a decision log
+ * says (ipr_declog_replay_json): a table on stdout, the full document (101
+ * taus) in --json. Called by cmd_eval when --log is given. */
+int cli_eval_log(const char *db, const char *rule_name, const char *delta_s, const char *json_path)
+{
+    enum ipr_rule rule = IPR_RULE_RANGE;
+    double delta = 0;
+    if (rule_name && ipr_rule_parse(rule_name, &rule) != IPR_OK)
+        return cli_fail("eval", IPR_ERR_INVAL);
+    if (delta_s && (cli_double(delta_s, &delta) != 0 || delta < 0)) {
+        fprintf(stderr, "ipr eval: --delta must be a number >= 0\n");
+        return 2;
+    }
+    struct ipr_declog_table *t = NULL;
+    int rc = ipr_declog_read(db, &t);
+    if (rc != IPR_OK)
+        return cli_fail("eval", rc);
+    double taus[101];
+    for (int k = 0; k <= 100; k++)
+        taus[k] = k / 100.0;
+    char *js = ipr_declog_replay_json(t, rule, delta, taus, 101);
+    cJSON *o = js ? cJSON_Parse(js) : NULL;
+    if (!o) {
+        free(js);
+        ipr_declog_table_free(t);
+        return cli_fail("eval", IPR_ERR_NOMEM);
+    }
+    const cJSON *sv = cJSON_GetObjectItem(o, "served");
+#define NUM(obj, key) (cJSON_IsNumber(cJSON_GetObjectItem(obj, key)) ? cJSON_GetObjectItem(obj, key)->valuedouble : NAN)
+    printf("decision log %s: %zu decisions over %zu models, %.0f with feedback\n", db, t->n, t->n_models,
+           NUM(sv, "n_feedback"));
+    printf("served: mean expected cost $%.6g; mean observed quality %.4f; predicted quality of the choice %.4f "
+           "(calibration MAE %.4f)\n", NUM(sv, "mean_expected_cost"), NUM(sv, "mean_observed_quality"),
+           NUM(sv, "mean_predicted_quality_of_choice"), NUM(sv, "calibration_mae"));
+    printf("\n%-36s %7s %9s %8s %9s %9s\n", "model", "share", "decisions", "feedback", "observed", "predicted");
+    const cJSON *pm = cJSON_GetObjectItem(sv, "per_model"), *e;
+    cJSON_ArrayForEach(e, pm)
+        printf("%-36.36s %6.1f%% %9.0f %8.0f %9.4f %9.4f\n", e->string, 100 * NUM(e, "share"), NUM(e, "decisions"),
+               NUM(e, "n_feedback"), NUM(e, "mean_observed_quality"), NUM(e, "mean_predicted_quality"));
+    printf("\nreplayed on the logged predictions (%s rule): what each tau would have chosen\n", ipr_rule_name(rule));
+    printf("%5s %14s %10s %10s %22s\n", "tau", "mean exp. cost", "pred. qual", "agreement", "observed where agreeing");
+    const cJSON *curve = cJSON_GetObjectItem(o, "curve");
+    for (int k = 0; k <= 100; k += 10) {
+        const cJSON *pt = cJSON_GetArrayItem(curve, k);
+        printf("%5.2f %14.6g %10.4f %9.1f%% %14.4f (n=%.0f)\n", NUM(pt, "tau"), NUM(pt, "mean_expected_cost"),
+               NUM(pt, "mean_predicted_quality"), 100 * NUM(pt, "agreement"),
+               NUM(pt, "observed_quality_where_agreeing"), NUM(pt, "n_agree_feedback"));
+    }
+#undef NUM
+    printf("(qualities of the models not called are never observed: for the full curves of DESIGN.md section 4, "
+           "evaluate on labelled data with --data)\n");
+    int ret = 0;
+    if (json_path) {
+        FILE *f = fopen(json_path, "w");
+        if (!f || fputs(js, f) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "ipr eval: cannot write %s\n", json_path);
+            ret = 1;
+        }
+    }
+    cJSON_Delete(o);
+    free(js);
+    ipr_declog_table_free(t);
+    return ret;
 }
