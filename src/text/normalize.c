@@ -26,12 +26,6 @@ struct ipr_text {
     size_t repaired;
 };
 
-/* Link anchor: makes a static link that pulls this file (every use of the
- * encoder does) pull view.c too, so the real ipr_view_* always win over the
- * temporary weak stand-ins in src/router/pending.c, which would otherwise
- * satisfy those symbols first. Harmless once the stand-ins are gone. */
-size_t (*const ipr_text_view_anchor_)(const struct ipr_view *) = ipr_view_size;
-
 #define NORM_OPTS (UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | \
                    UTF8PROC_STABLE | UTF8PROC_IGNORE)
 
