@@ -254,7 +254,7 @@ cat >faults.json <<EOF
 {"routers": {"ipr": {"bundle": "r.ipr", "encoder": "enc.ipre"}},
  "upstreams": {"big": {"base_url": "http://127.0.0.1:$SP/500/v1"}, "mid": {"base_url": "http://127.0.0.1:$SP/ok/v1"},
                "small": {"base_url": "http://127.0.0.1:$SP/close/v1"}, "tiny": {"base_url": "http://127.0.0.1:$SP/stall/v1"}},
- "limits": {"upstream_first_byte_s": 1, "upstream_idle_s": 1},
+ "limits": {"upstream_first_byte_s": 1, "upstream_idle_s": 1, "max_inflight": 3},
  "log": {"path": "b.db"}}
 EOF
 start_server b faults.json || { bad "fault server starts" "$(cat b.log)"; finish; }
@@ -267,6 +267,17 @@ if [ "$node_ok" = 1 ]; then
 fi
 got=$(req POST /v1/chat/completions -d '{"model": "ipr", "messages": [{"role": "user", "content": "hi"}], "ipr": {"models": ["big"]}}' -D hdr.out)
 check "fault 500 (curl): fallback answered and said so" '[ "${got%% *}" = 200 ] && grep -qi "^x-ipr-fallback: upstream" hdr.out && grep -qi "^x-ipr-model: mid" hdr.out' "${got:0:200} $(cat hdr.out)"
+# concurrency limit: three requests wait on the stalling upstream, a fourth is refused
+for k in 1 2 3; do
+    curl -s -m 10 -o /dev/null "http://127.0.0.1:$PORT/v1/chat/completions" \
+        -d '{"model": "ipr", "messages": [{"role": "user", "content": "hi"}], "ipr": {"models": ["tiny"]}}' &
+    pids+=($!)
+done
+sleep 0.4
+got=$(req POST /v1/route -d '{"prompt": "one more"}' -D hdr.out)
+check "limit: over max_inflight -> 503 with Retry-After" '[ "${got%% *}" = 503 ] && is_json_error && grep -qi "^retry-after" hdr.out' "${got:0:200}"
+wait "${pids[@]: -3}"
+expect "limit: served again once they finish" 200 POST /v1/route -d '{"prompt": "one more"}'
 kill -TERM "$BPID"; wait "$BPID"; rc=$?
 check "fault server: clean exit on SIGTERM" '[ "$rc" = 0 ]' "rc $rc; $(tail -3 b.log)"
 check "fault: fallbacks logged" '$PY -c "import sqlite3; n=sqlite3.connect(\"b.db\").execute(\"select count(*) from decisions where upstream_fallback=1 and answered=\x27mid\x27\").fetchone()[0]; assert n >= 4, n"'
