@@ -100,10 +100,6 @@ int ipr_features_batch(const struct ipr_encoder *enc, const struct ipr_view *vie
                        const char *const *texts, size_t n, int threads, float *X,
                        void (*progress)(void *arg, size_t done), void *arg);
 
-/* Writes data to path atomically: temporary file beside it, fsync, rename.
- * Shared by every writer of the project's files. */
-int ipr_write_atomic(const char *path, const void *const *parts, const size_t *lens, size_t n_parts);
-
 #ifdef __cplusplus
 }
 #endif

@@ -14,7 +14,7 @@
  */
 #include "ipr/data.h"
 #include "ipr/err.h"
-#include "data/fileio.h"
+#include "ipr/io.h"
 #include "data/import_internal.h"
 
 #include <errno.h>
@@ -445,7 +445,7 @@ int ipr_import_buffer(struct ipr_dataset *ds, enum ipr_import_format fmt,
 int ipr_import_file(struct ipr_dataset *ds, enum ipr_import_format fmt, const char *path)
 {
     char *buf; size_t len;
-    int rc = data_read_file(path, &buf, &len);
+    int rc = ipr_file_read(path, &buf, &len);
     if (rc) return rc;
     rc = ipr_import_buffer(ds, fmt, buf, len, path);
     free(buf);

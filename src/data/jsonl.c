@@ -15,7 +15,7 @@
  */
 #include "ipr/data.h"
 #include "ipr/err.h"
-#include "data/fileio.h"
+#include "ipr/io.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -200,7 +200,7 @@ int ipr_dataset_read(const char *path, struct ipr_dataset **out)
 {
     *out = NULL;
     char *buf; size_t len;
-    int rc = data_read_file(path, &buf, &len);
+    int rc = ipr_file_read(path, &buf, &len);
     if (rc) return rc;
     rc = ipr_dataset_parse(buf, len, path, out);
     free(buf);
@@ -285,7 +285,7 @@ int ipr_dataset_write(const struct ipr_dataset *ds, const char *path)
     size_t len;
     char *buf = ipr_dataset_to_jsonl(ds, &len);
     if (!buf) return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path);
-    int rc = data_write_file(path, buf, len);
+    int rc = ipr_file_write(path, buf, len);
     free(buf);
     return rc;
 }

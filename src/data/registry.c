@@ -13,7 +13,7 @@
  */
 #include "ipr/data.h"
 #include "ipr/err.h"
-#include "data/fileio.h"
+#include "ipr/io.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -173,7 +173,7 @@ int ipr_registry_read(const char *path, struct ipr_registry **out)
 {
     *out = NULL;
     char *buf; size_t len;
-    int rc = data_read_file(path, &buf, &len);
+    int rc = ipr_file_read(path, &buf, &len);
     if (rc) return rc;
     rc = ipr_registry_parse(buf, len, path, out);
     free(buf);
@@ -228,7 +228,7 @@ int ipr_registry_write(const struct ipr_registry *reg, const char *path)
     if (!t) { cJSON_free(s); return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path); }
     memcpy(t, s, n); t[n] = '\n'; t[n + 1] = '\0';
     cJSON_free(s);
-    int rc = data_write_file(path, t, n + 1);
+    int rc = ipr_file_write(path, t, n + 1);
     free(t);
     return rc;
 }

@@ -7,11 +7,11 @@
  */
 #include "ipr/bundle.h"
 #include "ipr/err.h"
+#include "ipr/io.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,62 +49,6 @@ int ipr_input_mode_parse(const char *s, enum ipr_input_mode *out)
             return IPR_OK;
         }
     return ipr_error_set(IPR_ERR_INVAL, "unknown input mode '%s' (full, view or full+view)", s);
-}
-
-int ipr_write_atomic(const char *path, const void *const *parts, const size_t *lens, size_t n_parts)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp)
-        return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return ipr_error_set(IPR_ERR_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    for (size_t i = 0; i < n_parts; i++) {
-        const uint8_t *p = parts[i];
-        size_t left = lens[i];
-        while (left > 0) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                goto fail;
-            p += w;
-            left -= (size_t)w;
-        }
-    }
-    if (fsync(fd) != 0)
-        goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto fail;
-    /* Make the rename itself durable. */
-    char *dcopy = strdup(path);
-    if (dcopy) {
-        int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dcopy);
-    }
-    free(tmp);
-    return IPR_OK;
-fail:;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    return ipr_error_set(IPR_ERR_IO, "%s: write failed: %s", path, strerror(e));
 }
 
 void ipr_bundle_free(struct ipr_bundle *b)
@@ -251,7 +195,18 @@ int ipr_bundle_write(const struct ipr_bundle *b, const char *path)
     memcpy(head + 12, &ns, 4);
     memcpy(head + 16, &off, 8);
     memcpy(head + 24, &tck, 8);
-    rc = ipr_write_atomic(path, parts, plen, np);
+    size_t total = 0;
+    for (size_t i = 0; i < np; i++)
+        total += plen[i];
+    char *file = malloc(total ? total : 1);
+    if (!file) {
+        rc = ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (size_t i = 0, at = 0; i < np; at += plen[i], i++)
+        memcpy(file + at, parts[i], plen[i]);
+    rc = ipr_file_write(path, file, total);
+    free(file);
 out:
     for (int i = 0; i < S_N; i++)
         free(data[i]);

@@ -1,14 +1,15 @@
 /*
- * fileio.c — whole-file reads (with transparent gzip) and atomic writes for
+ * io.c — whole-file reads (with transparent gzip) and atomic writes for
  * the data module. Shipped data may be gzip'd to stay small; every reader in
  * the module goes through data_read_file so "x.jsonl" and "x.jsonl.gz" read
  * the same.
  */
-#include "data/fileio.h"
+#include "ipr/io.h"
 #include "ipr/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,9 @@ static int read_plain(const char *path, char **buf, size_t *len)
     if (!b) { fclose(f); return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path); }
     for (;;) {
         if (n + 1 >= cap) {
-            if (cap > IPR_DATA_MAX_FILE) {
+            if (cap > IPR_FILE_MAX) {
                 free(b); fclose(f);
-                return ipr_error_set(IPR_ERR_LIMIT, "%s: file larger than %zu bytes", path, (size_t)IPR_DATA_MAX_FILE);
+                return ipr_error_set(IPR_ERR_LIMIT, "%s: file larger than %zu bytes", path, (size_t)IPR_FILE_MAX);
             }
             char *nb = realloc(b, cap * 2);
             if (!nb) { free(b); fclose(f); return ipr_error_set(IPR_ERR_NOMEM, "%s: out of memory", path); }
@@ -68,7 +69,7 @@ static int gunzip(const char *path, const char *in, size_t in_len, char **buf, s
             left -= z.avail_in;
         }
         if (cap - n < 2) {
-            if (cap > IPR_DATA_MAX_FILE) { rc = Z_MEM_ERROR; break; }
+            if (cap > IPR_FILE_MAX) { rc = Z_MEM_ERROR; break; }
             char *nb = realloc(b, cap * 2);
             if (!nb) { rc = Z_MEM_ERROR; break; }
             b = nb; cap *= 2;
@@ -100,7 +101,7 @@ static int gunzip(const char *path, const char *in, size_t in_len, char **buf, s
     return IPR_OK;
 }
 
-int data_read_file(const char *path, char **buf, size_t *len)
+int ipr_file_read(const char *path, char **buf, size_t *len)
 {
     *buf = NULL; *len = 0;
     char *raw; size_t n;
@@ -138,13 +139,26 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+static void sync_dir(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return;
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    free(copy);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int data_write_file(const char *path, const char *data, size_t len)
+int ipr_file_write(const char *path, const char *data, size_t len)
 {
     char *zbuf = NULL;
     if (ends_with(path, ".gz")) {
@@ -185,6 +199,8 @@ int data_write_file(const char *path, const char *data, size_t len)
         rc = ipr_error_set(IPR_ERR_IO, "%s: close failed: %s", path, strerror(errno));
     } else if (rename(tmp, path) != 0) {
         rc = ipr_error_set(IPR_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+    } else {
+        sync_dir(path); /* make the rename itself durable */
     }
     if (rc != IPR_OK) unlink(tmp);
     free(tmp); free(zbuf);
