@@ -25,7 +25,7 @@ $ipr train --data data/routerbench/train.jsonl --registry data/routerbench/regis
 
 echo "== eval: RouterBench test split"
 $ipr eval --router build/routers/routerbench.ipr --data data/routerbench/test.jsonl \
-    --train data/routerbench/train.jsonl --svg build/routers/routerbench.svg
+    --train data/routerbench/train.jsonl --expected-cost auto --svg build/routers/routerbench.svg
 
 echo "== route: one prompt, explained"
 $ipr route --router build/routers/routerbench.ipr --explain \
