@@ -5,6 +5,8 @@
  *   bench_qe train N [d] [m] [epochs] training time and peak RSS on N synthetic
  *                                     rows (0/1 labels from a logistic model of
  *                                     x, 10% missing), default config
+ *   bench_qe add N [d] [m]            train on m-1 models, then time
+ *                                     ipr_qe_add_adapter for the m-th
  *
  * Run each training size in its own process so that the peak RSS is its own.
  */
@@ -146,13 +148,42 @@ static int bench_train(size_t n, size_t d, size_t m, int epochs)
     return 0;
 }
 
+static int bench_add(size_t n, size_t d, size_t m)
+{
+    float *x;
+    double *y;
+    synth(n, d, m, &x, &y);
+    double *y1 = malloc(n * (m - 1) * sizeof *y1), *y2 = malloc(n * sizeof *y2);
+    for (size_t r = 0; r < n; r++) {
+        memcpy(y1 + r * (m - 1), y + r * m, (m - 1) * sizeof *y);
+        y2[r] = y[r * m + m - 1];
+    }
+    struct ipr_qe_config cfg;
+    ipr_qe_config_default(&cfg);
+    struct ipr_qe_data d1 = { n, d, m - 1, x, y1 }, d2 = { n, d, 1, x, y2 };
+    struct ipr_qe *qe;
+    struct ipr_qe_report rep;
+    if (ipr_qe_train(&cfg, &d1, NULL, &qe, &rep) || ipr_qe_add_adapter(qe, &cfg, &d2, NULL, &rep)) {
+        fprintf(stderr, "%s\n", ipr_error_message());
+        return 1;
+    }
+    printf("add_adapter n=%zu d=%zu (model %zu of %zu): %.3f s (%d epochs), val BCE %.4f\n", n, d, m, m,
+           rep.seconds, rep.epochs, rep.val_loss);
+    ipr_qe_free(qe);
+    free(x), free(y), free(y1), free(y2);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "add") == 0)
+        return bench_add(strtoul(argv[2], NULL, 10), argc > 3 ? strtoul(argv[3], NULL, 10) : 472,
+                         argc > 4 ? strtoul(argv[4], NULL, 10) : 11);
     if (argc >= 2 && strcmp(argv[1], "predict") == 0)
         return bench_predict(argc > 2 ? strtoul(argv[2], NULL, 10) : 500, argc > 3 ? strtoul(argv[3], NULL, 10) : 11);
     if (argc >= 3 && strcmp(argv[1], "train") == 0)
         return bench_train(strtoul(argv[2], NULL, 10), argc > 3 ? strtoul(argv[3], NULL, 10) : 500,
                            argc > 4 ? strtoul(argv[4], NULL, 10) : 11, argc > 5 ? atoi(argv[5]) : 0);
-    fprintf(stderr, "usage: bench_qe predict [d] [m] | bench_qe train N [d] [m] [epochs]\n");
+    fprintf(stderr, "usage: bench_qe predict [d] [m] | bench_qe train N [d] [m] [epochs] | bench_qe add N [d] [m]\n");
     return 2;
 }

@@ -22,7 +22,7 @@ void ipr_qe_config_default(struct ipr_qe_config *cfg)
     cfg->patience = 10;
     cfg->lr = 1e-3;
     cfg->weight_decay = 1e-2;
-    cfg->pairwise_weight = 2; /* tuned on RouterBench training folds: docs/qe.md */
+    cfg->pairwise_weight = 1; /* RouterBench training folds: docs/qe.md */
     cfg->dropout = 0.1;
     cfg->threads = 0;
     cfg->seed = 42;
