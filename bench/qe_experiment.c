@@ -53,6 +53,7 @@ static int apply_spec(struct ipr_qe_config *c, const char *spec)
         else if (!strcmp(kv, "dropout")) c->dropout = v;
         else if (!strcmp(kv, "calib")) c->calibration = (int)v;
         else if (!strcmp(kv, "ens")) ens = (int)v;
+        else if (!strcmp(kv, "floor")) c->std_floor = v;
         else return -1;
     }
     return 0;
@@ -192,7 +193,7 @@ int main(int argc, char **argv)
                         if (fold[i] != f)
                             continue;
                         if (knn_k) {
-                            ipr_eval_knn_predict(xa, ya, na, X + i * d, 1, d, m, (size_t)knn_k, 1, P + i * m);
+                            ipr_eval_knn_predict(xa, ya, na, X + i * d, 1, d, m, (size_t)knn_k, 1, P + i * m, NULL);
                             continue;
                         }
                         for (size_t j = 0; j < m; j++) {
