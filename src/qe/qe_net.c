@@ -27,29 +27,30 @@
 #define QE_CLONES
 #endif
 
+typedef float v8f __attribute__((vector_size(32)));
+
+/* Unaligned load of 8 floats (a macro: a function returning v8f would change
+ * the ABI between the clones). */
+#define LOAD8(p) __extension__({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
+
 QE_CLONES
 float qe_dot(const float *a, const float *b, size_t n)
 {
-    float s0[8] = { 0 }, s1[8] = { 0 }, s2[8] = { 0 }, s3[8] = { 0 };
+    v8f s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        for (int k = 0; k < 8; k++)
-            s0[k] += a[i + k] * b[i + k];
-        for (int k = 0; k < 8; k++)
-            s1[k] += a[i + 8 + k] * b[i + 8 + k];
-        for (int k = 0; k < 8; k++)
-            s2[k] += a[i + 16 + k] * b[i + 16 + k];
-        for (int k = 0; k < 8; k++)
-            s3[k] += a[i + 24 + k] * b[i + 24 + k];
+        s0 += LOAD8(a + i) * LOAD8(b + i);
+        s1 += LOAD8(a + i + 8) * LOAD8(b + i + 8);
+        s2 += LOAD8(a + i + 16) * LOAD8(b + i + 16);
+        s3 += LOAD8(a + i + 24) * LOAD8(b + i + 24);
     }
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            s0[k] += a[i + k] * b[i + k];
+        s0 += LOAD8(a + i) * LOAD8(b + i);
+    float t = 0;
     for (; i < n; i++)
-        s1[i & 7] += a[i] * b[i];
-    for (int k = 0; k < 8; k++)
-        s0[k] = (s0[k] + s1[k]) + (s2[k] + s3[k]);
-    return ((s0[0] + s0[4]) + (s0[2] + s0[6])) + ((s0[1] + s0[5]) + (s0[3] + s0[7]));
+        t += a[i] * b[i];
+    v8f s = (s0 + s1) + (s2 + s3);
+    return (((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))) + t;
 }
 
 /* y += a * x, in blocks of 8 so that the vectoriser sees straight-line code */
