@@ -94,7 +94,7 @@ int ipr_utf8_valid(const char *s, size_t len);
 
 struct ipr_serve_limits {
     size_t max_body;            /* request body bytes (413 above) */
-    size_t max_header;          /* request header bytes (MHD connection memory) */
+    size_t max_header;          /* request header bytes (431 above; MHD's pool is this + 8 KiB) */
     unsigned client_timeout_s;  /* idle client connection, incl. half-sent requests */
     unsigned max_connections;   /* open client connections */
     unsigned max_inflight;      /* requests being handled at once (503 above) */

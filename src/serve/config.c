@@ -29,7 +29,7 @@ void ipr_serve_config_defaults(struct ipr_serve_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->port = 8080;
     cfg->limits.max_body = 1 << 20;
-    cfg->limits.max_header = 16 << 10;
+    cfg->limits.max_header = 8 << 10; /* MHD zeroes a connection's pool (max_header + 8 KiB) per request */
     cfg->limits.client_timeout_s = 10;
     cfg->limits.max_connections = 4096;
     cfg->limits.max_inflight = 2048;

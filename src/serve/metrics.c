@@ -48,6 +48,70 @@ void sbuf_printf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
+void sbuf_put(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void sbuf_str(struct sbuf *b, const char *s)
+{
+    sbuf_put(b, s, strlen(s));
+}
+
+/* printf's %g costs ~1 us a number (multi-precision digit generation), which
+ * made number formatting the largest cost of a /v1/route reply; qualities,
+ * taus and thresholds live in [0,1] and are float-derived, so nine decimals
+ * by integer arithmetic carry all their precision. */
+void sbuf_num(struct sbuf *b, double v)
+{
+    if (!isfinite(v)) {
+        sbuf_put(b, "null", 4);
+        return;
+    }
+    if (v == 0) {
+        sbuf_put(b, "0", 1);
+        return;
+    }
+    if (v >= 1e-4 && v < 1) {
+        uint64_t x = (uint64_t)llround(v * 1e9);
+        if (x >= 1000000000u) {
+            sbuf_put(b, "1", 1);
+            return;
+        }
+        char buf[12] = "0.";
+        for (int k = 10; k >= 2; k--) {
+            buf[k] = (char)('0' + x % 10);
+            x /= 10;
+        }
+        int end = 10;
+        while (buf[end] == '0')
+            end--;
+        sbuf_put(b, buf, (size_t)end + 1);
+        return;
+    }
+    if (v == 1) {
+        sbuf_put(b, "1", 1);
+        return;
+    }
+    sbuf_printf(b, "%.9g", v);
+}
+
 int metrics_model_index(struct router_metrics *rm, const char *name)
 {
     int n = atomic_load(&rm->n_models);

@@ -141,6 +141,9 @@ void proxy_unpause(struct proxy *p, struct job *j);
 /* Prometheus text for every router's metrics, appended to b (growable). */
 struct sbuf { char *p; size_t len, cap; int oom; };
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sbuf_put(struct sbuf *b, const char *s, size_t n);   /* bytes, kept NUL-terminated */
+void sbuf_str(struct sbuf *b, const char *s);
+void sbuf_num(struct sbuf *b, double v);  /* JSON number: 9 decimals in [1e-4, 1), else %.9g; null if not finite */
 void metrics_render(struct sbuf *b, const char *const *names, struct router_metrics *const *rms, size_t n_routers);
 
 double serve_now(void);  /* monotonic seconds */

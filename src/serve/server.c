@@ -308,38 +308,41 @@ static void new_id(struct ipr_server *s, char *id, size_t cap)
 /* Appends s as a JSON string literal. */
 static void json_str(struct sbuf *b, const char *s)
 {
-    sbuf_printf(b, "\"");
-    for (const char *p = s; *p; p++) {
+    sbuf_put(b, "\"", 1);
+    const char *run = s;
+    for (const char *p = s;; p++) {
         unsigned char ch = (unsigned char)*p;
-        if (ch == '"' || ch == '\\')
-            sbuf_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        sbuf_put(b, run, (size_t)(p - run));
+        if (!ch)
+            break;
+        if (ch == '"' || ch == '\\') {
+            char esc[2] = { '\\', (char)ch };
+            sbuf_put(b, esc, 2);
+        } else {
             sbuf_printf(b, "\\u%04x", ch);
-        else {
-            const char *q = p;
-            while (q[1] && (unsigned char)q[1] >= 0x20 && q[1] != '"' && q[1] != '\\')
-                q++;
-            sbuf_printf(b, "%.*s", (int)(q - p + 1), p);
-            p = q;
         }
+        run = p + 1;
     }
-    sbuf_printf(b, "\"");
+    sbuf_put(b, "\"", 1);
 }
 
 /* {model: value} over the finite entries, for the log. */
 static char *json_map(const struct ipr_registry *reg, const double *v, size_t n)
 {
     struct sbuf b = { 0 };
-    sbuf_printf(&b, "{");
+    sbuf_put(&b, "{", 1);
     for (size_t m = 0; m < n; m++) {
         if (!isfinite(v[m]))
             continue;
         if (b.len > 1)
-            sbuf_printf(&b, ",");
+            sbuf_put(&b, ",", 1);
         json_str(&b, reg->models[m].name);
-        sbuf_printf(&b, ":%.9g", v[m]);
+        sbuf_put(&b, ":", 1);
+        sbuf_num(&b, v[m]);
     }
-    sbuf_printf(&b, "}");
+    sbuf_put(&b, "}", 1);
     if (b.oom) {
         free(b.p);
         return NULL;
@@ -419,41 +422,35 @@ static unsigned do_route(struct ipr_server *s, struct conn *cs, struct ipr_serve
     return 0;
 }
 
-static void json_num(struct sbuf *b, double v)
-{
-    if (isfinite(v))
-        sbuf_printf(b, "%.17g", v);
-    else
-        sbuf_printf(b, "null");
-}
-
 /* The decision's fields (DESIGN.md §6), as ipr_route_result_json renders them
- * without explanation, written directly: this is the hot path of /v1/route and
- * a cJSON tree per request cost a third of the routing time. */
+ * without explanation, written directly: this is the hot path of /v1/route,
+ * and a cJSON tree per request cost a third of the routing time. */
 static void decision_json(struct sbuf *b, const struct ipr_registry *reg, const struct ipr_route_request *rq,
                           const struct ipr_route_result *res)
 {
-    sbuf_printf(b, ",\"model\":");
+    sbuf_str(b, ",\"model\":");
     json_str(b, res->d.model >= 0 ? reg->models[res->d.model].name : "");
-    sbuf_printf(b, ",\"tau\":");
-    json_num(b, rq->tau);
-    sbuf_printf(b, ",\"rule\":\"%s\",\"predicted\":{", ipr_rule_name(res->rule));
+    sbuf_str(b, ",\"tau\":");
+    sbuf_num(b, rq->tau);
+    sbuf_str(b, ",\"rule\":\"");
+    sbuf_str(b, ipr_rule_name(res->rule));
+    sbuf_str(b, "\",\"predicted\":{");
     int first = 1;
     for (size_t m = 0; m < res->n; m++) {
         if (!res->allowed[m])
             continue;
         if (!first)
-            sbuf_printf(b, ",");
+            sbuf_put(b, ",", 1);
         first = 0;
         json_str(b, reg->models[m].name);
-        sbuf_printf(b, ":");
-        json_num(b, res->pred[m]);
+        sbuf_put(b, ":", 1);
+        sbuf_num(b, res->pred[m]);
     }
-    sbuf_printf(b, "},\"threshold\":");
-    json_num(b, res->d.threshold);
-    sbuf_printf(b, ",\"expected_cost\":");
-    json_num(b, res->d.expected_cost);
-    sbuf_printf(b, ",\"fallback_used\":%s}", res->d.fallback_used ? "true" : "false");
+    sbuf_str(b, "},\"threshold\":");
+    sbuf_num(b, res->d.threshold);
+    sbuf_str(b, ",\"expected_cost\":");
+    sbuf_num(b, res->d.expected_cost);
+    sbuf_str(b, res->d.fallback_used ? ",\"fallback_used\":true}" : ",\"fallback_used\":false}");
 }
 
 static enum MHD_Result handle_route(struct ipr_server *s, struct MHD_Connection *c, struct conn *cs)
@@ -473,7 +470,9 @@ static enum MHD_Result handle_route(struct ipr_server *s, struct MHD_Connection 
         return reply_error(s, c, cs, st, st == 404 ? "not_found_error" : st >= 500 ? "server_error" : "invalid_request_error", msg, NULL);
     }
     struct sbuf b = { 0 };
-    sbuf_printf(&b, "{\"id\":\"%s\",\"router\":", cs->rec.id);
+    sbuf_str(&b, "{\"id\":\"");
+    sbuf_str(&b, cs->rec.id);
+    sbuf_str(&b, "\",\"router\":");
     json_str(&b, cs->ri->cfg->name);
     if (req.explain) {
         /* the router's own rendering, with its explanation, spliced in */
@@ -1112,7 +1111,7 @@ int ipr_server_start(const struct ipr_serve_config *cfg_in, struct ipr_server **
                               MHD_OPTION_THREAD_POOL_SIZE, threads,
                               MHD_OPTION_CONNECTION_LIMIT, s->cfg.limits.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.limits.client_timeout_s,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(s->cfg.limits.max_header + 16384),
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(s->cfg.limits.max_header + 8192),
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
                               MHD_OPTION_END);
