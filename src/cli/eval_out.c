@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/eval_cmd.h"
 #include "ipr/err.h"
+#include "ipr/io.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -16,24 +17,8 @@
 
 int eval_write_atomic(const char *path, const char *data, size_t len)
 {
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 16);
-    if (!tmp)
-        return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
-    snprintf(tmp, pl + 16, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        free(tmp);
-        return ipr_error_set(IPR_ERR_IO, "%s: cannot write", path);
-    }
-    free(tmp);
-    return IPR_OK;
+    return ipr_file_write(path, data, len);
 }
-
 
 static cJSON *num_or_null(double x)
 {

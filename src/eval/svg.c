@@ -8,13 +8,13 @@
  */
 #include "ipr/eval.h"
 #include "ipr/err.h"
+#include "ipr/io.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum { W = 1000, H = 640, ML = 86, MR = 250, MT = 78, MB = 70 };
 
@@ -311,26 +311,7 @@ int ipr_plot_svg_write(const struct ipr_plot *p, const char *path)
         return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
     }
 
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 16);
-    int rc = IPR_OK;
-    FILE *f = NULL;
-    if (!tmp) {
-        rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    snprintf(tmp, pl + 16, "%s.tmp%ld", path, (long)getpid());
-    f = fopen(tmp, "wb");
-    int ok = f && fwrite(b.p, 1, b.len, f) == b.len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        if (f)
-            remove(tmp);
-        rc = ipr_error_set(IPR_ERR_IO, "%s: cannot write", path);
-    }
-done:
-    free(tmp);
+    int rc = ipr_file_write(path, b.p, b.len);
     free(b.p);
     return rc;
 }
