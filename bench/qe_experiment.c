@@ -8,7 +8,9 @@
  * K-fold cross-validation inside the training file: fold f holds the prompts
  * whose id hashes (FNV-1a) to f mod K. For every SPEC (comma-separated
  * key=value overrides of ipr_qe_config_default: hidden, ah, epochs, batch,
- * patience, lr, wd, pw, dropout) and each seed, an estimator is trained on the
+ * patience, lr, wd, pw, dropout, calib, floor; ens=K averages K seeds;
+ * add=J trains without model J and then adds it with ipr_qe_add_adapter;
+ * "knn=K" and "task" are baselines) and each seed, an estimator is trained on the
  * other folds (its own 10% holdout drives early stopping and calibration) and
  * predicts fold f; the out-of-fold predictions of all prompts are then scored
  * together: masked BCE and MAE of the calibrated predictions, top-1 accuracy,
@@ -30,7 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int ens = 1; /* models averaged per fold (seeds seed, seed+100, ...) */
+static int ens = 1;       /* models averaged per fold (seeds seed, seed+100, ...) */
+static int add_col = -1; /* train without this model, then ipr_qe_add_adapter it */
 
 static int apply_spec(struct ipr_qe_config *c, const char *spec)
 {
@@ -53,6 +56,7 @@ static int apply_spec(struct ipr_qe_config *c, const char *spec)
         else if (!strcmp(kv, "dropout")) c->dropout = v;
         else if (!strcmp(kv, "calib")) c->calibration = (int)v;
         else if (!strcmp(kv, "ens")) ens = (int)v;
+        else if (!strcmp(kv, "add")) add_col = (int)v;
         else if (!strcmp(kv, "floor")) c->std_floor = v;
         else return -1;
     }
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
             struct ipr_qe_config cfg;
             ipr_qe_config_default(&cfg);
             ens = 1;
+            add_col = -1;
             if (strncmp(argv[s], "knn=", 4) && strcmp(argv[s], "task") && apply_spec(&cfg, argv[s])) {
                 fprintf(stderr, "bad spec %s\n", argv[s]);
                 return 2;
@@ -213,8 +218,23 @@ int main(int argc, char **argv)
                     struct ipr_qe_report rep;
                     struct ipr_qe_config ce = cfg;
                     ce.seed = cfg.seed + 100 * (uint64_t)e;
-                    if (ipr_qe_train(&ce, &dA, NULL, &qe, &rep))
+                    if (add_col >= 0 && (size_t)add_col < m) {
+                        /* the extensibility check: m-1 models jointly, then one adapter */
+                        double *y1 = malloc(na * m * sizeof *y1), *y2 = malloc(na * sizeof *y2);
+                        for (size_t r = 0; r < na; r++) {
+                            size_t w = 0;
+                            for (size_t j = 0; j < m; j++)
+                                if ((int)j != add_col)
+                                    y1[r * (m - 1) + w++] = ya[r * m + j];
+                            y2[r] = ya[r * m + (size_t)add_col];
+                        }
+                        struct ipr_qe_data d1 = { na, d, m - 1, xa, y1 }, d2 = { na, d, 1, xa, y2 };
+                        if (ipr_qe_train(&ce, &d1, NULL, &qe, &rep) || ipr_qe_add_adapter(qe, &ce, &d2, NULL, &rep))
+                            die("train+add");
+                        free(y1), free(y2);
+                    } else if (ipr_qe_train(&ce, &dA, NULL, &qe, &rep)) {
                         die("train");
+                    }
                     epochs += rep.epochs;
                     secs += rep.seconds;
                     float *scr = malloc(ipr_qe_scratch_floats(qe) * sizeof *scr);
@@ -222,6 +242,12 @@ int main(int argc, char **argv)
                     for (size_t i = 0; i < n; i++)
                         if (fold[i] == f) {
                             ipr_qe_predict(qe, X + i * d, scr, pe);
+                            if (add_col >= 0 && (size_t)add_col < m) { /* back to registry order */
+                                double last = pe[m - 1];
+                                for (size_t j = m - 1; j > (size_t)add_col; j--)
+                                    pe[j] = pe[j - 1];
+                                pe[add_col] = last;
+                            }
                             for (size_t j = 0; j < m; j++)
                                 P[i * m + j] = (e ? P[i * m + j] : 0) + pe[j] / ens;
                         }
