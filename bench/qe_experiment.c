@@ -3,7 +3,10 @@
  * the TRAINING split only (never the test split). Not part of the library.
  *
  *   qe_experiment [--data TRAIN.jsonl] [--registry R.json] [--input full|view|full+view]
- *                 [--folds K] [--seeds N] [--encoder FILE] SPEC...
+ *                 [--folds K] [--seeds N] [--encoder FILE] [--extra OTHER.jsonl]... SPEC...
+ *
+ * --extra adds another pool's prompts to every training part (their models
+ * become extra columns; they are never scored; the knn baseline ignores them).
  *
  * K-fold cross-validation inside the training file: fold f holds the prompts
  * whose id hashes (FNV-1a) to f mod K. For every SPEC (comma-separated
@@ -73,7 +76,8 @@ int main(int argc, char **argv)
 {
     const char *data = "data/routerbench/train.jsonl", *regp = "data/routerbench/registry.json", *encp = NULL;
     const char *input_s = "full";
-    int seeds = 1, folds = 5, a = 1;
+    int seeds = 1, folds = 5, a = 1, n_extra = 0;
+    const char *extra[4];
     for (; a < argc && !strncmp(argv[a], "--", 2); a += 2) {
         if (a + 1 >= argc)
             break;
@@ -82,6 +86,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[a], "--encoder")) encp = argv[a + 1];
         else if (!strcmp(argv[a], "--input")) input_s = argv[a + 1];
         else if (!strcmp(argv[a], "--folds")) folds = atoi(argv[a + 1]);
+        else if (!strcmp(argv[a], "--extra") && n_extra < 4) extra[n_extra++] = argv[a + 1];
         else if (!strcmp(argv[a], "--seeds")) seeds = atoi(argv[a + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[a]); return 2; }
     }
@@ -133,6 +138,54 @@ int main(int argc, char **argv)
     if (ipr_features_batch(enc, view, mode, texts, n, 0, X, NULL, NULL))
         die("features");
 
+    /* extra training rows (other pools): their models become extra columns;
+     * they are always in the training part and never scored */
+    size_t nx = 0, mx = 0;
+    float *Xx = NULL;
+    double *Yx = NULL;
+    char *xnames[64];
+    for (int e = 0; e < n_extra; e++) {
+        struct ipr_dataset *de;
+        if (ipr_dataset_read(extra[e], &de))
+            die(extra[e]);
+        int map[64];
+        for (size_t j = 0; j < de->n_models && j < 64; j++) {
+            int found = -1;
+            for (size_t k2 = 0; k2 < m; k2++)
+                if (!strcmp(reg->models[k2].name, de->models[j]))
+                    found = (int)k2;
+            for (size_t k2 = 0; k2 < mx && found < 0; k2++)
+                if (!strcmp(xnames[k2], de->models[j]))
+                    found = (int)(m + k2);
+            if (found < 0 && mx < 64) {
+                xnames[mx] = strdup(de->models[j]);
+                found = (int)(m + mx++);
+            }
+            map[j] = found;
+        }
+        const char **tx = malloc(de->n * sizeof *tx);
+        for (size_t i = 0; i < de->n; i++)
+            tx[i] = de->prompts[i].text;
+        Xx = realloc(Xx, (nx + de->n) * d * sizeof *Xx);
+        if (ipr_features_batch(enc, view, mode, tx, de->n, 0, Xx + nx * d, NULL, NULL))
+            die("features (extra)");
+        free(tx);
+        /* label rows with 64 + m columns; compacted to m + mx below */
+        Yx = realloc(Yx, (nx + de->n) * (m + 64) * sizeof *Yx);
+        for (size_t i = 0; i < de->n; i++) {
+            double *row = Yx + (nx + i) * (m + 64);
+            for (size_t j = 0; j < m + 64; j++)
+                row[j] = NAN;
+            for (size_t j = 0; j < de->n_models && j < 64; j++)
+                if (map[j] >= 0)
+                    row[map[j]] = *ipr_dataset_score(de, i, j);
+        }
+        nx += de->n;
+        ipr_dataset_free(de);
+    }
+    const size_t mt = m + mx; /* training columns */
+    if (nx)
+        printf("# extra training rows: %zu, extra models: %zu\n", nx, mx);
     double *y = malloc(n * m * sizeof *y), *q = malloc(n * m * sizeof *q), *c = malloc(n * m * sizeof *c);
     double *E = malloc(n * m * sizeof *E), *meanc = calloc(m, sizeof *meanc), *cntc = calloc(m, sizeof *cntc);
     for (size_t i = 0; i < n; i++)
@@ -169,8 +222,8 @@ int main(int argc, char **argv)
     printf("# spec | seeds | out-of-fold: bce mae top1 spearman | ARQGC save@parity save@pgr95 | epochs secs\n");
 
     double *P = malloc(n * m * sizeof *P);
-    float *xa = malloc(n * d * sizeof *xa);
-    double *ya = malloc(n * m * sizeof *ya);
+    float *xa = malloc((n + nx) * d * sizeof *xa);
+    double *ya = malloc((n + nx) * mt * sizeof *ya);
     for (int s = a; s < argc; s++) {
         double acc[9] = { 0 };
         for (int sd = 0; sd < seeds; sd++) {
@@ -190,15 +243,20 @@ int main(int argc, char **argv)
                 for (size_t i = 0; i < n; i++)
                     if (fold[i] != f) {
                         memcpy(xa + na * d, X + i * d, d * sizeof *X);
-                        memcpy(ya + na * m, y + i * m, m * sizeof *y);
+                        for (size_t j = 0; j < mt; j++)
+                            ya[na * mt + j] = j < m ? y[i * m + j] : NAN;
                         na++;
                     }
+                for (size_t i = 0; i < nx; i++, na++) {
+                    memcpy(xa + na * d, Xx + i * d, d * sizeof *X);
+                    memcpy(ya + na * mt, Yx + i * (m + 64), mt * sizeof *ya);
+                }
                 if (knn_k || task) { /* baselines on the same folds */
                     for (size_t i = 0; i < n; i++) {
                         if (fold[i] != f)
                             continue;
-                        if (knn_k) {
-                            ipr_eval_knn_predict(xa, ya, na, X + i * d, 1, d, m, (size_t)knn_k, 1, P + i * m, NULL);
+                        if (knn_k && nx == 0) {
+                            ipr_eval_knn_predict(xa, ya, na - nx, X + i * d, 1, d, m, (size_t)knn_k, 1, P + i * m, NULL);
                             continue;
                         }
                         for (size_t j = 0; j < m; j++) {
@@ -212,7 +270,7 @@ int main(int argc, char **argv)
                     }
                     continue;
                 }
-                struct ipr_qe_data dA = { na, d, m, xa, ya };
+                struct ipr_qe_data dA = { na, d, mt, xa, ya };
                 for (int e = 0; e < ens; e++) {
                     struct ipr_qe *qe;
                     struct ipr_qe_report rep;
@@ -220,15 +278,15 @@ int main(int argc, char **argv)
                     ce.seed = cfg.seed + 100 * (uint64_t)e;
                     if (add_col >= 0 && (size_t)add_col < m) {
                         /* the extensibility check: m-1 models jointly, then one adapter */
-                        double *y1 = malloc(na * m * sizeof *y1), *y2 = malloc(na * sizeof *y2);
+                        double *y1 = malloc(na * mt * sizeof *y1), *y2 = malloc(na * sizeof *y2);
                         for (size_t r = 0; r < na; r++) {
                             size_t w = 0;
-                            for (size_t j = 0; j < m; j++)
+                            for (size_t j = 0; j < mt; j++)
                                 if ((int)j != add_col)
-                                    y1[r * (m - 1) + w++] = ya[r * m + j];
-                            y2[r] = ya[r * m + (size_t)add_col];
+                                    y1[r * (mt - 1) + w++] = ya[r * mt + j];
+                            y2[r] = ya[r * mt + (size_t)add_col];
                         }
-                        struct ipr_qe_data d1 = { na, d, m - 1, xa, y1 }, d2 = { na, d, 1, xa, y2 };
+                        struct ipr_qe_data d1 = { na, d, mt - 1, xa, y1 }, d2 = { na, d, 1, xa, y2 };
                         if (ipr_qe_train(&ce, &d1, NULL, &qe, &rep) || ipr_qe_add_adapter(qe, &ce, &d2, NULL, &rep))
                             die("train+add");
                         free(y1), free(y2);
@@ -243,8 +301,8 @@ int main(int argc, char **argv)
                         if (fold[i] == f) {
                             ipr_qe_predict(qe, X + i * d, scr, pe);
                             if (add_col >= 0 && (size_t)add_col < m) { /* back to registry order */
-                                double last = pe[m - 1];
-                                for (size_t j = m - 1; j > (size_t)add_col; j--)
+                                double last = pe[mt - 1];
+                                for (size_t j = mt - 1; j > (size_t)add_col; j--)
                                     pe[j] = pe[j - 1];
                                 pe[add_col] = last;
                             }
