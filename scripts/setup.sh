@@ -8,7 +8,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential clang pkg-config
       libcjson-dev libutf8proc-dev libxxhash-dev libsqlite3-dev zlib1g-dev
       libmicrohttpd-dev libcurl4-openssl-dev
-      nodejs npm python3-numpy wrk sqlite3 curl)
+      python3-numpy wrk sqlite3 curl)
+# Node.js and npm: Debian's packages only where no node is installed already
+# (a machine with NodeSource's nodejs has npm inside it, and Debian's npm
+# package conflicts with that).
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
