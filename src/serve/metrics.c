@@ -220,6 +220,9 @@ void metrics_render(struct sbuf *b, const char *const *names, struct router_metr
     FAMILY("ipr_upstream_fallbacks_total", "counter", "Chat completions retried on the fallback model after an upstream error or timeout.");
     EACH_ROUTER sbuf_printf(b, "ipr_upstream_fallbacks_total{router=\"%s\"} %llu\n", r, LD(rm->upstream_fallbacks)); END_EACH
 
+    FAMILY("ipr_upstream_pauses_total", "counter", "Streamed upstream transfers paused because the client read slower than the upstream wrote (4 MiB buffered).");
+    EACH_ROUTER sbuf_printf(b, "ipr_upstream_pauses_total{router=\"%s\"} %llu\n", r, LD(rm->upstream_pauses)); END_EACH
+
     FAMILY("ipr_upstream_requests_total", "counter", "Upstream calls, by model.");
     EACH_ROUTER
         for (int i = 0; i < n; i++)

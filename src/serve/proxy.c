@@ -231,6 +231,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
     }
     int is_sse = j->stream && strncmp(j->content_type, "text/event-stream", 17) == 0;
     if (is_sse && j->out_len - j->out_pos > OUT_HIGH) {
+        if (!j->paused)
+            atomic_fetch_add_explicit(&j->ri->rm->upstream_pauses, 1, memory_order_relaxed);
         j->paused = 1;
         pthread_mutex_unlock(&j->mu);
         return CURL_WRITEFUNC_PAUSE;
@@ -418,6 +420,16 @@ static void check_timeouts(struct proxy *p)
         struct job *j = p->active[i];
         int cancel = atomic_load_explicit(&j->cancelled, memory_order_relaxed) || p->cancel;
         int late = j->got_bytes ? now - j->t_last > l->upstream_idle_s : now - j->t_start > l->upstream_first_byte_s;
+        if (late && !cancel && j->got_bytes) {
+            /* a transfer we paused for a slow client is not a silent upstream */
+            pthread_mutex_lock(&j->mu);
+            int paused = j->paused;
+            pthread_mutex_unlock(&j->mu);
+            if (paused) {
+                j->t_last = now;
+                late = 0;
+            }
+        }
         if (j->easy && (cancel || late)) {
             if (cancel) {
                 pthread_mutex_lock(&j->mu);

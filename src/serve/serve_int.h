@@ -45,6 +45,7 @@ struct router_metrics {
     atomic_uint_fast64_t decisions;
     atomic_uint_fast64_t qe_fallbacks;     /* QE could not run: registry fallback used */
     atomic_uint_fast64_t upstream_fallbacks;
+    atomic_uint_fast64_t upstream_pauses;  /* streams paused for a slow client */
     atomic_uint_fast64_t spend_pusd;       /* expected spend, 1e-12 USD */
     atomic_uint_fast64_t strongest_pusd;   /* what always-the-strongest would have cost */
 };

@@ -9,6 +9,8 @@
 //     close     streams two events, then destroys the socket (no [DONE])
 //     stall     accepts the request and never answers
 //     stallmid  streams one event, then goes silent
+//     big       streams BIG_EVENTS (default 20000) events of ~500 bytes as fast as
+//               the socket takes them (backpressure through the gateway)
 //   GET /stats  -> {"<mode>": count, ..., "open": n, "peak": n} requests seen per
 //               mode, and the open and peak number of requests in progress
 // Usage: node stub.js [PORT]   (0 or none = any free port). Prints
@@ -50,6 +52,22 @@ function stream(res, body, mode) {
     res.write(events[0]);
     held.add(res);
     res.on('close', () => held.delete(res));
+    return;
+  }
+  if (mode === 'big') {
+    const n = Number(process.env.BIG_EVENTS || 20000);
+    const pad = 'x'.repeat(400);
+    let i = 0;
+    const pump = () => {
+      while (i < n) {
+        const ok = res.write(chunk(body.model, { content: 'w' + i + ' ' + pad }));
+        i++;
+        if (!ok) { res.once('drain', pump); return; }
+      }
+      res.end('data: [DONE]\n\n');
+    };
+    res.write(events[0]);
+    pump();
     return;
   }
   if (mode === 'slow') {
