@@ -649,8 +649,42 @@ static void test_nonfinite_inputs(void)
     synth_free(&tr);
 }
 
+static void test_explicit_validation_sets(void)
+{
+    synth_truth(10, 5, 777);
+    struct synth tr = synth_make(1500, 10, 3, 0, 0.2, 21), va = synth_make(300, 10, 3, 0, 0.2, 22);
+    struct synth n1 = synth_make(600, 10, 1, 3, 0.0, 23), n1v = synth_make(150, 10, 1, 3, 0.0, 24);
+    struct synth te = synth_make(300, 10, 3, 0, 0, 25);
+    struct ipr_qe_config cfg;
+    small_config(&cfg);
+    struct ipr_qe_data dtr = as_data(&tr), dva = as_data(&va), dn = as_data(&n1), dnv = as_data(&n1v);
+    struct ipr_qe *qe = NULL;
+    struct ipr_qe_report rep;
+    CHECK_EQ_INT(ipr_qe_train(&cfg, &dtr, &dva, &qe, &rep), IPR_OK);
+    if (!qe)
+        return;
+    CHECK(rep.val_mae < 0.07 && rep.best_epoch >= 1);
+    for (size_t j = 0; j < 3; j++)
+        CHECK(mae_on(qe, &te, j, j) < 0.07);
+    CHECK_EQ_INT(ipr_qe_add_adapter(qe, &cfg, &dn, &dnv, &rep), IPR_OK);
+    CHECK_EQ_INT(ipr_qe_n_models(qe), 4);
+    CHECK(isfinite(rep.val_loss) && rep.epochs >= 1);
+    /* shape mismatches */
+    struct ipr_qe *q2 = NULL;
+    struct ipr_qe_data bad = dva;
+    bad.d = 9;
+    CHECK_EQ_INT(ipr_qe_train(&cfg, &dtr, &bad, &q2, NULL), IPR_ERR_INVAL);
+    CHECK(q2 == NULL);
+    bad = dnv;
+    bad.d = 9;
+    CHECK_EQ_INT(ipr_qe_add_adapter(qe, &cfg, &dn, &bad, NULL), IPR_ERR_INVAL);
+    CHECK_EQ_INT(ipr_qe_n_models(qe), 4);
+    ipr_qe_free(qe);
+    synth_free(&tr), synth_free(&va), synth_free(&n1), synth_free(&n1v), synth_free(&te);
+}
+
 TEST_MAIN(test_gradcheck_trunk_mlp_adapters, test_gradcheck_pairwise, test_gradcheck_dropout,
           test_gradcheck_linear_and_no_trunk, test_masked_row_zero_grad, test_recovers_logistic,
           test_determinism_seed_and_threads, test_masked_labels_ignored, test_add_adapter_prefix_unchanged,
           test_calibration_fixes_miscalibration, test_save_load_roundtrip, test_truncated_and_corrupt_blobs,
-          test_nonfinite_inputs)
+          test_nonfinite_inputs, test_explicit_validation_sets)
