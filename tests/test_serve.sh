@@ -354,6 +354,8 @@ start_server c2 kill.json || { bad "restart after kill -9" "$(cat c2.log)"; fini
 C2PID=$SPID
 expect "kill -9: serves after restart" 200 POST /v1/route -d '{"prompt": "back again"}'
 wait $load_pid
+answered=$(tail -1 load.out)
+check "kill -9: the log holds every answered decision but the last batches" '[ "$rows" -le $(( ${answered:-0} + 8 )) ] && [ "$rows" -ge $(( ${answered:-0} - 1000 )) ]' "rows $rows, answered before the kill ${answered:-?}"
 kill -TERM "$C2PID"; wait "$C2PID"; rc=$?
 check "restarted server: clean exit on SIGTERM" '[ "$rc" = 0 ]' "rc $rc; $(tail -3 c2.log)"
 check "kill -9: restart appends to the same log" '[ "$(db_count c.db)" -gt "$rows" ]' "rows $(db_count c.db) vs $rows"
