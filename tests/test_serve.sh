@@ -286,6 +286,24 @@ req GET /metrics >/dev/null
 check "backpressure: the upstream transfer was paused and resumed" 'grep -qE "^ipr_upstream_pauses_total\{router=\"ipr\"\} [1-9]" body.out' "$(grep pauses body.out)"
 kill -TERM "$BIGPID"; wait "$BIGPID"
 
+# ------------------------------------------- an upstream that goes silent mid-answer
+cat >mid.json <<EOF
+{"routers": {"ipr": {"bundle": "r.ipr", "encoder": "enc.ipre"}},
+ "upstreams": {"big": {"base_url": "http://127.0.0.1:$SP/stallmid/v1"}, "mid": {"base_url": "http://127.0.0.1:$SP/stallmid/v1"},
+               "small": {"base_url": "http://127.0.0.1:$SP/stallmid/v1"}, "tiny": {"base_url": "http://127.0.0.1:$SP/stallmid/v1"}},
+ "limits": {"upstream_first_byte_s": 1, "upstream_idle_s": 1}}
+EOF
+start_server mid mid.json || { bad "stallmid server starts" "$(cat mid.log)"; finish; }
+MIDPID=$SPID
+t0=$(date +%s)
+curl -s -N -m 15 "http://127.0.0.1:$PORT/v1/chat/completions" -o stallmid_stream.out -w '%{http_code}' \
+    -d '{"model": "ipr", "stream": true, "messages": [{"role": "user", "content": "hi"}]}' >stallmid_code.out 2>/dev/null
+rc=$?; t1=$(date +%s)
+check "silent mid-stream: first event delivered, then the stream is cut (idle timeout)" '[ "$(cat stallmid_code.out)" = 200 ] && grep -q "data: {" stallmid_stream.out && ! grep -q "\[DONE\]" stallmid_stream.out && [ "$rc" != 0 ] && [ $((t1 - t0)) -le 6 ]' "code $(cat stallmid_code.out) rc $rc in $((t1 - t0)) s: $(head -c 200 stallmid_stream.out)"
+got=$(req POST /v1/chat/completions -d '{"model": "ipr", "messages": [{"role": "user", "content": "hi"}]}' -D hdr.out)
+check "silent mid-answer (plain): retried on the fallback, then 504 with a JSON error" '[ "${got%% *}" = 504 ] && is_json_error && grep -qi "^x-ipr-fallback: upstream" hdr.out' "${got:0:300}"
+kill -TERM "$MIDPID"; wait "$MIDPID"
+
 # ----------------------------------------------------------------- faults
 cat >faults.json <<EOF
 {"routers": {"ipr": {"bundle": "r.ipr", "encoder": "enc.ipre"}},
@@ -356,6 +374,15 @@ expect "kill -9: serves after restart" 200 POST /v1/route -d '{"prompt": "back a
 wait $load_pid
 answered=$(tail -1 load.out)
 check "kill -9: the log holds every answered decision but the last batches" '[ "$rows" -le $(( ${answered:-0} + 8 )) ] && [ "$rows" -ge $(( ${answered:-0} - 1000 )) ]' "rows $rows, answered before the kill ${answered:-?}"
+
+# a bundle that fails to reload leaves the previous one serving
+cp r.ipr r.good
+printf 'not a bundle' >r.ipr
+kill -HUP "$C2PID"
+for _ in $(seq 1 50); do grep -q "reload failed" c2.log && break; sleep 0.05; done
+check "reload of a broken bundle: refused, logged" 'grep -q "reload failed, still serving the previous bundles" c2.log' "$(tail -2 c2.log)"
+expect "reload of a broken bundle: still serving" 200 POST /v1/route -d '{"prompt": "still here"}'
+mv r.good r.ipr
 kill -TERM "$C2PID"; wait "$C2PID"; rc=$?
 check "restarted server: clean exit on SIGTERM" '[ "$rc" = 0 ]' "rc $rc; $(tail -3 c2.log)"
 check "kill -9: restart appends to the same log" '[ "$(db_count c.db)" -gt "$rows" ]' "rows $(db_count c.db) vs $rows"
