@@ -364,8 +364,9 @@ static size_t single_envelope(const struct eval_run *v, double *ec, double *eq, 
 int eval_write_svg(const struct eval_run *v, const char *path, const char *dataset, int log_x)
 {
     double env_c[IPR_MAX_MODELS * ENV_SAMPLES + 1], env_q[IPR_MAX_MODELS * ENV_SAMPLES + 1];
-    struct ipr_plot_series s[EVAL_MAX_ROUTERS + 2];
-    char names[EVAL_MAX_ROUTERS + 2][64];
+    struct ipr_plot_series s[EVAL_MAX_ROUTERS + 3];
+    char names[EVAL_MAX_ROUTERS + 3][64];
+    static const char *const default_label[1] = { "default tau" };
     const char *labels[IPR_MAX_MODELS];
     size_t ns = 0;
     for (size_t j = 0; j < v->m; j++)
@@ -386,6 +387,13 @@ int eval_write_svg(const struct eval_run *v, const char *path, const char *datas
             if (strcmp(e->name, "ipr") == 0) {
                 snprintf(names[ns], sizeof names[ns], "ipr (%s rule)", ipr_rule_name(e->rule));
                 x.color = ipr_colors[ipr_i++ % 3];
+                if (v->has_default) { /* the router's own operating point, marked on top */
+                    s[ns++] = x;
+                    snprintf(names[ns], sizeof names[ns], "ipr at its default tau (%.3g)", v->default_tau);
+                    x = (struct ipr_plot_series){ .name = names[ns], .color = "#7f0000", .style = IPR_PLOT_POINTS,
+                                                  .n = 1, .cost = &v->default_c, .quality = &v->default_q,
+                                                  .labels = default_label, .radius = 6.0 };
+                }
             } else if (strncmp(e->name, "ipr-", 4) == 0) {
                 if (v->router && e->rule == v->rule)
                     continue; /* the same curve as "ipr" */
