@@ -683,8 +683,66 @@ static void test_explicit_validation_sets(void)
     synth_free(&tr), synth_free(&va), synth_free(&n1), synth_free(&n1v), synth_free(&te);
 }
 
+/* For tests/test_qe_reference.sh: with QE_DUMP_DIR set, writes estimators of
+ * several shapes and calibrations (NAME.qe), 64 inputs (NAME.x, float32) and
+ * the C predictions (NAME.p, float64) for the numpy reader to recompute. */
+static void dump_one(const char *dir, const char *name, int hidden, int ah, int calib, size_t m)
+{
+    synth_truth(10, 5, 31);
+    struct synth tr = synth_make(600, 10, m, 0, 0.2, 32), te = synth_make(64, 10, m, 0, 0, 33);
+    for (size_t i = 0; i < tr.n * tr.m; i++) /* 0/1 labels make isotonic steps likely */
+        if (!isnan(tr.y[i]) && (i % 3))
+            tr.y[i] = tr.y[i] > 0.5;
+    struct ipr_qe_config cfg;
+    small_config(&cfg);
+    cfg.hidden = hidden;
+    cfg.adapter_hidden = ah;
+    cfg.calibration = calib;
+    cfg.max_epochs = 8;
+    struct ipr_qe_data d = as_data(&tr);
+    struct ipr_qe *qe = NULL;
+    CHECK_EQ_INT(ipr_qe_train(&cfg, &d, NULL, &qe, NULL), IPR_OK);
+    if (!qe)
+        return;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(ipr_qe_save(qe, &buf, &len), IPR_OK);
+    char path[1024];
+    float *scr = malloc(ipr_qe_scratch_floats(qe) * sizeof *scr);
+    double *p = malloc(te.n * m * sizeof *p);
+    for (size_t r = 0; r < te.n; r++)
+        ipr_qe_predict(qe, te.x + r * te.d, scr, p + r * m);
+    const void *data[3] = { buf, te.x, p };
+    size_t sizes[3] = { len, te.n * te.d * sizeof(float), te.n * m * sizeof(double) };
+    const char *ext[3] = { "qe", "x", "p" };
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext[k]);
+        FILE *f = fopen(path, "wb");
+        CHECK(f != NULL);
+        if (f) {
+            CHECK(fwrite(data[k], 1, sizes[k], f) == sizes[k]);
+            fclose(f);
+        }
+    }
+    free(scr), free(p), free(buf);
+    ipr_qe_free(qe);
+    synth_free(&tr), synth_free(&te);
+}
+
+static void test_dump_for_reference(void)
+{
+    const char *dir = getenv("QE_DUMP_DIR");
+    if (!dir)
+        return;
+    dump_one(dir, "mlp_shared", 12, 5, IPR_QE_CALIB_SHARED, 4);
+    dump_one(dir, "mlp_auto", 12, 5, IPR_QE_CALIB_AUTO, 4);
+    dump_one(dir, "mlp_isotonic", 8, 3, IPR_QE_CALIB_ISOTONIC, 3);
+    dump_one(dir, "linear_platt", 9, 0, IPR_QE_CALIB_PLATT, 3);
+    dump_one(dir, "notrunk_off", 0, 4, IPR_QE_CALIB_OFF, 2);
+}
+
 TEST_MAIN(test_gradcheck_trunk_mlp_adapters, test_gradcheck_pairwise, test_gradcheck_dropout,
           test_gradcheck_linear_and_no_trunk, test_masked_row_zero_grad, test_recovers_logistic,
           test_determinism_seed_and_threads, test_masked_labels_ignored, test_add_adapter_prefix_unchanged,
           test_calibration_fixes_miscalibration, test_save_load_roundtrip, test_truncated_and_corrupt_blobs,
-          test_nonfinite_inputs, test_explicit_validation_sets)
+          test_nonfinite_inputs, test_explicit_validation_sets, test_dump_for_reference)
