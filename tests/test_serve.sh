@@ -267,10 +267,10 @@ c.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "a
 r = c.getresponse()
 data, rss_max, t0 = b"", 0, time.time()
 while time.time() - t0 < 60:
-    d = r.read(262144)
+    d = r.read(131072)
     if not d: break
     data += d
-    time.sleep(0.05)   # a slow reader: ~5 MB/s, slower than the upstream
+    time.sleep(0.05)   # a slow reader: ~2.5 MB/s, slower than the upstream
     rss = int([l.split()[1] for l in open("/proc/%s/status" % pid) if l.startswith("VmRSS")][0])
     rss_max = max(rss_max, rss)
 print("events %d done %d bytes %d rss_max_kb %d seconds %.1f" % (data.count(b"data: {"), b"data: [DONE]" in data, len(data), rss_max, time.time() - t0))
@@ -278,12 +278,12 @@ EOF
 read -r _ ev _ done_ _ nbytes _ rssmax _ secs <slow_reader.out
 check "backpressure: a 10 MB stream reaches a slow reader whole" '[ "${ev:-0}" -ge 20001 ] && [ "${done_:-0}" = 1 ]' "$(tail -3 slow_reader.out)"
 if grep -q __asan_init "$IPR" 2>/dev/null; then
-    echo "note: sanitizer build: RSS bound not checked (ASan's quarantine inflates RSS)"
+    echo "note: sanitizer build: RSS bound and pause not checked (ASan inflates RSS and may process slower than the reader reads)"
 else
     check "backpressure: the gateway buffers a bounded amount (RSS < 100 MB)" '[ "${rssmax:-999999}" -lt 100000 ]' "$(tail -3 slow_reader.out)"
+    req GET /metrics >/dev/null
+    check "backpressure: the upstream transfer was paused and resumed" 'grep -qE "^ipr_upstream_pauses_total\{router=\"ipr\"\} [1-9]" body.out' "$(grep pauses body.out)"
 fi
-req GET /metrics >/dev/null
-check "backpressure: the upstream transfer was paused and resumed" 'grep -qE "^ipr_upstream_pauses_total\{router=\"ipr\"\} [1-9]" body.out' "$(grep pauses body.out)"
 kill -TERM "$BIGPID"; wait "$BIGPID"
 
 # ------------------------------------------- an upstream that goes silent mid-answer

@@ -56,6 +56,7 @@ void job_release(struct job *j)
 {
     if (!j || atomic_fetch_sub(&j->refs, 1) != 1)
         return;
+    rinst_release(j->ri);
     cJSON_Delete(j->body);
     free(j->post);
     curl_slist_free_all(j->hdrs);

@@ -81,6 +81,9 @@ struct rinst {
     struct ctx_node *pool;               /* idle per-thread router contexts */
 };
 
+/* Drops a reference; the last one closes the router and frees the version. */
+void rinst_release(struct rinst *ri);
+
 /* ------------------------------------------------------------------- jobs */
 
 enum job_state {
@@ -94,10 +97,9 @@ struct job {
     pthread_mutex_t mu;
     struct proxy *proxy;
     struct MHD_Connection *conn;
-    struct rinst *ri;            /* reference held by the connection's state */
+    struct rinst *ri;            /* the job's own reference (released with the job) */
     int stream;
     int model;                   /* registry index currently tried */
-    int first_model;             /* the router's choice */
     int attempt;                 /* 0 = the choice, 1 = the fallback */
     cJSON *body;                 /* the request to forward (model replaced per attempt) */
     /* proxy-thread state */

@@ -100,7 +100,7 @@ static void rinst_free(struct rinst *ri)
     free(ri);
 }
 
-static void rinst_release(struct rinst *ri)
+void rinst_release(struct rinst *ri)
 {
     if (ri && atomic_fetch_sub(&ri->refs, 1) == 1)
         rinst_free(ri);
@@ -497,9 +497,9 @@ static enum MHD_Result handle_route(struct ipr_server *s, struct MHD_Connection 
 
 /* --------------------------------------------------------------- chat */
 
-static void fmt_decision_headers(struct conn *cs, struct MHD_Response *r, const struct ipr_route_result *res_or_null)
+/* The decision's x-ipr-* headers (the answering model's are added by the caller). */
+static void fmt_decision_headers(struct conn *cs, struct MHD_Response *r)
 {
-    (void)res_or_null;
     char v[64];
     MHD_add_response_header(r, "x-ipr-request-id", cs->rec.id);
     MHD_add_response_header(r, "x-ipr-router", cs->rec.router);
@@ -639,7 +639,7 @@ static enum MHD_Result chat_respond(struct ipr_server *s, struct MHD_Connection 
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Accel-Buffering", "no");
     }
-    fmt_decision_headers(cs, r, NULL);
+    fmt_decision_headers(cs, r);
     char am[160];
     snprintf(am, sizeof am, "%s", answered);
     header_safe(am);
@@ -683,8 +683,9 @@ static enum MHD_Result handle_chat(struct ipr_server *s, struct MHD_Connection *
     j->proxy = s->proxy;
     j->conn = c;
     j->ri = cs->ri;
+    atomic_fetch_add(&j->ri->refs, 1); /* the proxy may outlive the connection */
     j->stream = req.stream;
-    j->model = j->first_model = res.d.model;
+    j->model = res.d.model;
     j->body = req.json;
     req.json = NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(j->body, "ipr");
