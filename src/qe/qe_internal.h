@@ -53,7 +53,8 @@ float qe_adapter_logit(const struct qe_adapter *a, const float *f, float *tmp);
 /* Calibrated probability for a logit. */
 double qe_calibrate(const struct qe_adapter *a, double z);
 
-/* Deterministic dot product: 8 interleaved partial sums, added in a fixed tree. */
+/* Deterministic dot product: 4 x 8-lane partial sums and a scalar tail, added
+ * in a fixed tree, so every build and clone gives the same bits. */
 float qe_dot(const float *a, const float *b, size_t n);
 
 /* --- training engine --- */
