@@ -218,6 +218,41 @@ static void test_masked_row_zero_grad(void)
     free(theta), free(grad), free(work);
 }
 
+/* qe_dot equals, bit for bit, a scalar rendering of its documented order of
+ * operations: whichever clone (AVX2 or SSE2) runs, the result is the same. */
+static void test_dot_matches_scalar_order(void)
+{
+    float a[200], b[200];
+    for (int i = 0; i < 200; i++) {
+        a[i] = (float)nrand();
+        b[i] = (float)(nrand() * 100);
+    }
+    int same = 1;
+    for (size_t n = 0; n <= 200; n++) {
+        float s[4][8] = { { 0 } }, t = 0;
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32)
+            for (int c = 0; c < 4; c++)
+                for (int k = 0; k < 8; k++)
+                    s[c][k] += a[i + 8 * c + k] * b[i + 8 * c + k];
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++)
+                s[0][k] += a[i + k] * b[i + k];
+        for (; i < n; i++)
+            t += a[i] * b[i];
+        float v[8];
+        for (int k = 0; k < 8; k++)
+            v[k] = (s[0][k] + s[1][k]) + (s[2][k] + s[3][k]);
+        float ref = (((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))) + t;
+        float got = qe_dot(a, b, n);
+        if (memcmp(&ref, &got, sizeof ref) != 0) {
+            same = 0;
+            fprintf(stderr, "n=%zu: %.9g vs %.9g\n", n, ref, got);
+        }
+    }
+    CHECK(same);
+}
+
 /* --- synthetic data: labels from a logistic model of x --- */
 
 struct synth {
@@ -741,7 +776,7 @@ static void test_dump_for_reference(void)
     dump_one(dir, "notrunk_off", 0, 4, IPR_QE_CALIB_OFF, 2);
 }
 
-TEST_MAIN(test_gradcheck_trunk_mlp_adapters, test_gradcheck_pairwise, test_gradcheck_dropout,
+TEST_MAIN(test_dot_matches_scalar_order, test_gradcheck_trunk_mlp_adapters, test_gradcheck_pairwise, test_gradcheck_dropout,
           test_gradcheck_linear_and_no_trunk, test_masked_row_zero_grad, test_recovers_logistic,
           test_determinism_seed_and_threads, test_masked_labels_ignored, test_add_adapter_prefix_unchanged,
           test_calibration_fixes_miscalibration, test_save_load_roundtrip, test_truncated_and_corrupt_blobs,
