@@ -107,7 +107,7 @@ SLOW_MS=300 node "$here/node/stub.js" 0 >stub.log 2>&1 &
 pids+=($!)
 SP=""
 for _ in $(seq 1 100); do SP=$(awk '/stub listening/ {print $3}' stub.log); [ -n "$SP" ] && break; sleep 0.05; done
-[ -n "$SP" ] || { bad "stub started" "$(cat stub.log)"; finish; }
+[ -n "$SP" ] || { bad "stub started (needs node: scripts/setup.sh)" "$(cat stub.log)"; finish; }
 
 cat >ok.json <<EOF
 {"routers": {"ipr": {"bundle": "r.ipr", "encoder": "enc.ipre"},
