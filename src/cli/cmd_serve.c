@@ -132,7 +132,9 @@ int cmd_serve(int argc, char **argv)
 
     if ((rc = ipr_server_start(&cfg, &srv)) != IPR_OK)
         goto fail;
-    fprintf(stderr, "ipr serve: listening on http://%s:%d (routers:", cfg.host ? cfg.host : "127.0.0.1",
+    const char *host = cfg.host ? cfg.host : "127.0.0.1";
+    int v6 = strchr(host, ':') != NULL;
+    fprintf(stderr, "ipr serve: listening on http://%s%s%s:%d (routers:", v6 ? "[" : "", host, v6 ? "]" : "",
             ipr_server_port(srv));
     for (size_t i = 0; i < cfg.n_routers; i++)
         fprintf(stderr, " %s=%s", cfg.routers[i].name, cfg.routers[i].bundle);
