@@ -33,6 +33,6 @@ for m in "${models[@]}"; do
         --registry "$d/registry.json" -o "$out/added-$safe.ipr" >"$out/add-$safe.json"
     t1=$(date +%s.%N)
     a=$(arqgc "$out/added-$safe.ipr")
-    printf '%-32s add-model %.2f s wall; test ARQGC %s (all-at-once %s, difference %+.4f)\n' \
-        "$m" "$(echo "$t1 - $t0" | bc -l)" "$a" "$base" "$(echo "$a - $base" | bc -l)"
+    awk -v m="$m" -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v a="$a" -v b="$base" \
+        'BEGIN { printf "%-32s add-model %.2f s wall; test ARQGC %s (all-at-once %s, difference %+.4f)\n", m, t, a, b, a - b }'
 done

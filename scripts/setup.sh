@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential clang pkg-config
       libcjson-dev libutf8proc-dev libxxhash-dev libsqlite3-dev zlib1g-dev
       libmicrohttpd-dev libcurl4-openssl-dev
-      python3-numpy wrk sqlite3 curl)
+      python3-numpy wrk sqlite3 curl time)
 # Node.js and npm: Debian's packages only where no node is installed already
 # (a machine with NodeSource's nodejs has npm inside it, and Debian's npm
 # package conflicts with that).

@@ -122,8 +122,7 @@ int cmd_add_model(int argc, char **argv)
     struct ipr_encoder *enc = NULL;
     struct ipr_model_info mi;
     struct table t = { 0 };
-    float *X = NULL, *xt = NULL, *xv = NULL;
-    double *yt = NULL, *yv = NULL;
+    float *X = NULL;
     char encpath[4096];
     if ((rc = ipr_bundle_read(rpath, &b)) != IPR_OK)
         goto fail;
@@ -158,7 +157,7 @@ int cmd_add_model(int argc, char **argv)
     one.n = 1;
     one.models = &mi;
     mi.name = (char *)name;
-    if ((rc = table_build(&ds, 1, &one, 0, &t)) != IPR_OK)
+    if ((rc = table_build(&ds, 1, 0, &one, 0, &t)) != IPR_OK)
         goto fail;
     /* Only labelled prompts are embedded. */
     size_t w = 0;
@@ -168,7 +167,7 @@ int cmd_add_model(int argc, char **argv)
             w++;
         }
     t.n = w;
-    table_split(&t, t.n, val_frac);
+    table_split(&t, val_frac);
     size_t d = ipr_qe_dim(b->qe);
     if (!(X = malloc((t.n * d + 1) * sizeof *X))) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
@@ -183,11 +182,11 @@ int cmd_add_model(int argc, char **argv)
     if (rc != IPR_OK)
         goto fail;
     double t_embed = cli_now() - t0;
-    size_t ntr, nva;
-    if ((rc = table_rows(&t, X, d, 0, &xt, &yt, &ntr)) != IPR_OK ||
-        (rc = table_rows(&t, X, d, 1, &xv, &yv, &nva)) != IPR_OK)
+    size_t ntr;
+    if ((rc = table_partition(&t, X, d, &ntr)) != IPR_OK)
         goto fail;
-    struct ipr_qe_data dtr = { ntr, d, 1, xt, yt }, dva = { nva, d, 1, xv, yv };
+    size_t nva = t.n - ntr;
+    struct ipr_qe_data dtr = { ntr, d, 1, X, t.y }, dva = { nva, d, 1, X + ntr * d, t.y + ntr };
     struct ipr_qe_report rep = { 0 };
     if ((rc = ipr_qe_add_adapter(b->qe, &cfg, &dtr, nva ? &dva : NULL, &rep)) != IPR_OK ||
         (rc = registry_push(b->reg, &mi)) != IPR_OK || (rc = ipr_bundle_write(b, outp)) != IPR_OK)
@@ -205,6 +204,6 @@ out:
     ipr_dataset_free(ds);
     ipr_encoder_close(enc);
     table_free(&t);
-    free(X), free(xt), free(xv), free(yt), free(yv);
+    free(X);
     return ret;
 }

@@ -105,20 +105,6 @@ static int parse_config(struct cli_opt *o, size_t n, struct ipr_qe_config *cfg)
     return IPR_OK;
 }
 
-/* Expected costs of every (row, model) under reg. */
-static double *expected_costs(const struct ipr_registry *reg, const struct table *t)
-{
-    double *E = malloc((t->n * t->m + 1) * sizeof *E);
-    if (!E)
-        return NULL;
-    for (size_t i = 0; i < t->n; i++) {
-        size_t tok = ipr_count_tokens(t->texts[i], strlen(t->texts[i]));
-        for (size_t m = 0; m < t->m; m++)
-            E[i * t->m + m] = ipr_registry_expected_cost(reg, m, tok);
-    }
-    return E;
-}
-
 struct val_figures {
     double arqgc, save_parity, tau; /* over families: mean ARQGC, mean saving, min parity tau */
 };
@@ -126,7 +112,7 @@ struct val_figures {
 /* The router's figures on one family's validation rows: the rows that label
  * one of its models, among its models only (a multi-pool router routes within
  * a family). Adds {n, models, arqgc, cost_save_at_parity, parity_tau} to o. */
-static void family_figures(const double *P, const struct table *t, const double *E, const uint8_t *in_family,
+static void family_figures(const double *P, const struct table *t, const uint8_t *in_family,
                            enum ipr_rule rule, double delta, cJSON *o, double *arqgc, double *save, double *tau)
 {
     size_t m = t->m, mm = 0, nv = 0, r = 0;
@@ -152,8 +138,8 @@ static void family_figures(const double *P, const struct table *t, const double 
                 double y = t->y[i * m + k], cc = t->c[i * m + k];
                 p[r * mm + j] = P[vi * m + k];
                 q[r * mm + j] = isnan(y) ? 0.0 : y;
-                e[r * mm + j] = E[i * m + k];
-                c[r * mm + j] = isnan(cc) ? E[i * m + k] : cc;
+                e[r * mm + j] = t->e[i * m + k];
+                c[r * mm + j] = isnan(cc) ? t->e[i * m + k] : cc;
             }
             r++;
         }
@@ -193,7 +179,7 @@ done:
  * defined and the smallest parity tau (the default tau: every family reaches
  * the quality of its strongest model at or below it on validation). */
 static char *validation_report(const struct ipr_qe *qe, const struct table *t, const float *X, size_t d,
-                               const double *E, const struct ipr_registry *reg, enum ipr_rule rule, double delta,
+                               const struct ipr_registry *reg, enum ipr_rule rule, double delta,
                                const struct ipr_qe_report *rep, struct val_figures *vf)
 {
     size_t m = t->m, nv = 0;
@@ -232,7 +218,7 @@ static char *validation_report(const struct ipr_qe *qe, const struct table *t, c
         cJSON *fo = cJSON_AddObjectToObject(fams, fam ? fam : "(none)");
         if (!fo)
             goto done;
-        family_figures(P, t, E, in, rule, delta, fo, &a, &sv, &ft);
+        family_figures(P, t, in, rule, delta, fo, &a, &sv, &ft);
         if (isfinite(a))
             sa += a, na++;
         if (isfinite(sv))
@@ -254,14 +240,13 @@ done:
 }
 
 /* One fit on the current split of t: learn the view from the training rows
- * (unless input is FULL), embed every row into *X (n, *d), train the QE. */
-static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, const struct table *t,
+ * (unless input is FULL), embed every row into *X (n, *d), reorder t and *X
+ * training rows first (table_partition), train the QE. */
+static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, struct table *t,
                const struct ipr_qe_config *cfg, int quiet, struct ipr_view **view, struct ipr_qe **qe,
                float **X, size_t *d, struct ipr_qe_report *rep, double *t_embed)
 {
     int rc = IPR_OK;
-    float *xt = NULL, *xv = NULL;
-    double *yt = NULL, *yv = NULL;
     *view = NULL, *qe = NULL, *X = NULL;
     if (input != IPR_INPUT_FULL) {
         size_t nt = 0;
@@ -292,13 +277,13 @@ static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, const s
     rc = ipr_features_batch(enc, *view, input, t->texts, t->n, cfg->threads, *X, progress_cb, &pg);
     cli_progress_end(&pg);
     *t_embed = cli_now() - t0;
-    size_t ntr, nva;
-    if (rc == IPR_OK && (rc = table_rows(t, *X, *d, 0, &xt, &yt, &ntr)) == IPR_OK &&
-        (rc = table_rows(t, *X, *d, 1, &xv, &yv, &nva)) == IPR_OK) {
-        struct ipr_qe_data dtr = { ntr, *d, t->m, xt, yt }, dva = { nva, *d, t->m, xv, yv };
+    size_t ntr;
+    if (rc == IPR_OK && (rc = table_partition(t, *X, *d, &ntr)) == IPR_OK) {
+        size_t nva = t->n - ntr;
+        struct ipr_qe_data dtr = { ntr, *d, t->m, *X, t->y },
+                           dva = { nva, *d, t->m, *X + ntr * *d, t->y + ntr * t->m };
         rc = ipr_qe_train(cfg, &dtr, nva ? &dva : NULL, qe, rep);
     }
-    free(xt), free(xv), free(yt), free(yv);
     return rc;
 }
 
@@ -306,7 +291,7 @@ static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, const s
  * data; prints each fold's validation figures and their mean. */
 static int cross_validate(const struct ipr_encoder *enc, const struct ipr_registry *reg, enum ipr_input_mode input,
                           struct table *t,
-                          const struct ipr_qe_config *cfg, const double *E, enum ipr_rule rule, double delta,
+                          const struct ipr_qe_config *cfg, enum ipr_rule rule, double delta,
                           int folds)
 {
     double sum_a = 0, sum_a2 = 0, sum_s = 0;
@@ -325,7 +310,7 @@ static int cross_validate(const struct ipr_encoder *enc, const struct ipr_regist
         double te;
         int rc = fit(enc, input, t, cfg, 1, &view, &qe, &X, &d, &rep, &te);
         struct val_figures vf;
-        char *js = rc == IPR_OK ? validation_report(qe, t, X, d, E, reg, rule, delta, &rep, &vf) : NULL;
+        char *js = rc == IPR_OK ? validation_report(qe, t, X, d, reg, rule, delta, &rep, &vf) : NULL;
         ipr_view_free(view);
         ipr_qe_free(qe);
         free(X);
@@ -417,7 +402,6 @@ int cmd_train(int argc, char **argv)
     struct ipr_bundle b = { 0 };
     struct table t = { 0 };
     float *X = NULL;
-    double *E = NULL;
     char encpath[4096];
     int ret = 1;
     if ((s = cli_get(o, no, "models")) && (rc = restrict_models(reg, s)) != IPR_OK)
@@ -437,12 +421,9 @@ int cmd_train(int argc, char **argv)
         ipr_error_wrap(rc, "encoder %s (run 'ipr encoder fetch' first)", s);
         goto fail;
     }
-    if ((rc = table_build(ds, (size_t)n_ds, reg, !cli_get(o, no, "models"), &t)) != IPR_OK)
+    if ((rc = table_build(ds, (size_t)n_ds, (size_t)ov->n_values, reg, !cli_get(o, no, "models"), &t)) != IPR_OK)
         goto fail;
-    size_t n_train_rows = 0;
-    for (int i = 0; i < od->n_values; i++)
-        n_train_rows += ds[i]->n;
-    table_split(&t, n_train_rows, val_frac);
+    table_split(&t, val_frac);
     for (size_t m = 0; m < t.m; m++) {
         size_t labelled = 0;
         for (size_t i = 0; i < t.n; i++)
@@ -453,18 +434,14 @@ int cmd_train(int argc, char **argv)
         }
     }
 
-    if (!(E = expected_costs(reg, &t))) {
-        rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
     if (folds > 0) {
-        if ((rc = cross_validate(enc, reg, input, &t, &cfg, E, rule, delta, (int)folds)) != IPR_OK)
+        if ((rc = cross_validate(enc, reg, input, &t, &cfg, rule, delta, (int)folds)) != IPR_OK)
             goto fail;
         if (!outp) {
             ret = 0;
             goto out;
         }
-        table_split(&t, n_train_rows, val_frac);
+        table_split(&t, val_frac);
     }
     size_t d;
     double t_embed;
@@ -492,7 +469,7 @@ int cmd_train(int argc, char **argv)
     time_t now = time(NULL);
     strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     struct val_figures vf;
-    if (!(m->metrics_json = validation_report(b.qe, &t, X, d, E, reg, rule, delta, &rep, &vf))) {
+    if (!(m->metrics_json = validation_report(b.qe, &t, X, d, reg, rule, delta, &rep, &vf))) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -518,6 +495,6 @@ out:
         ipr_dataset_free(ds[i]);
     ipr_encoder_close(enc);
     table_free(&t);
-    free(X), free(E);
+    free(X);
     return ret;
 }

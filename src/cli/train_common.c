@@ -12,8 +12,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, int notes,
-                struct table *t)
+int table_build(struct ipr_dataset *const *ds, size_t n_ds, size_t n_val_ds, const struct ipr_registry *reg,
+                int notes, struct table *t)
 {
     memset(t, 0, sizeof *t);
     t->m = reg->n;
@@ -23,8 +23,10 @@ int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_reg
     t->texts = calloc(t->n ? t->n : 1, sizeof *t->texts);
     t->y = malloc((t->n * t->m + 1) * sizeof *t->y);
     t->c = malloc((t->n * t->m + 1) * sizeof *t->c);
+    t->e = malloc((t->n * t->m + 1) * sizeof *t->e);
     t->is_val = calloc(t->n + 1, 1);
-    if (!t->ids || !t->texts || !t->y || !t->c || !t->is_val) {
+    t->from_val = calloc(t->n + 1, 1);
+    if (!t->ids || !t->texts || !t->y || !t->c || !t->e || !t->is_val || !t->from_val) {
         table_free(t);
         return ipr_error_set(IPR_ERR_NOMEM, "out of memory for a %zu x %zu label table", t->n, t->m);
     }
@@ -41,7 +43,10 @@ int table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_reg
         for (size_t i = 0; i < d->n; i++, row++) {
             t->ids[row] = d->prompts[i].id;
             t->texts[row] = d->prompts[i].text;
+            t->from_val[row] = k >= n_ds - n_val_ds;
+            size_t tokens = ipr_count_tokens(t->texts[row], strlen(t->texts[row]));
             for (size_t m = 0; m < t->m; m++) {
+                t->e[row * t->m + m] = ipr_registry_expected_cost(reg, m, tokens);
                 t->y[row * t->m + m] = col[m] >= 0 ? *ipr_dataset_score(d, i, (size_t)col[m]) : NAN;
                 t->c[row * t->m + m] = col[m] >= 0 ? *ipr_dataset_cost(d, i, (size_t)col[m]) : NAN;
             }
@@ -56,14 +61,19 @@ void table_free(struct table *t)
     free(t->texts);
     free(t->y);
     free(t->c);
+    free(t->e);
     free(t->is_val);
+    free(t->from_val);
     memset(t, 0, sizeof *t);
 }
 
-void table_split(struct table *t, size_t n_train_rows, double val_frac)
+void table_split(struct table *t, double val_frac)
 {
+    int files = 0;
     for (size_t i = 0; i < t->n; i++)
-        t->is_val[i] = i >= n_train_rows ? 1 : ipr_split_of(t->ids[i], val_frac, 0.0) == 1;
+        files |= t->from_val[i];
+    for (size_t i = 0; i < t->n; i++)
+        t->is_val[i] = files ? t->from_val[i] : ipr_split_of(t->ids[i], val_frac, 0.0) == 1;
 }
 
 void table_split_fold(struct table *t, int folds, int k)
@@ -72,30 +82,52 @@ void table_split_fold(struct table *t, int folds, int k)
         t->is_val[i] = (int)(XXH3_64bits(t->ids[i], strlen(t->ids[i])) % (uint64_t)folds) == k;
 }
 
-int table_rows(const struct table *t, const float *X, size_t d, int want,
-               float **x_out, double **y_out, size_t *n_out)
+int table_partition(struct table *t, float *X, size_t d, size_t *n_train)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < t->n; i++)
-        n += t->is_val[i] == want;
-    float *x = malloc((n * d + 1) * sizeof *x);
-    double *y = malloc((n * t->m + 1) * sizeof *y);
-    if (!x || !y) {
-        free(x);
-        free(y);
+    size_t n = t->n, m = t->m, *perm = malloc((n + 1) * sizeof *perm), k = 0;
+    const char **ids = malloc((n + 1) * sizeof *ids), **texts = malloc((n + 1) * sizeof *texts);
+    double *y = malloc((n * m + 1) * sizeof *y), *c = malloc((n * m + 1) * sizeof *c);
+    double *e = malloc((n * m + 1) * sizeof *e);
+    uint8_t *fv = malloc(n + 1);
+    float *row = malloc((d + 1) * sizeof *row);
+    if (!perm || !ids || !texts || !y || !c || !e || !fv || !row) {
+        free(perm), free(ids), free(texts), free(y), free(c), free(e), free(fv), free(row);
         return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
     }
-    size_t r = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->is_val[i] != want)
-            continue;
-        memcpy(x + r * d, X + i * d, d * sizeof *x);
-        memcpy(y + r * t->m, t->y + i * t->m, t->m * sizeof *y);
-        r++;
+    for (int want = 0; want <= 1; want++)
+        for (size_t i = 0; i < n; i++)
+            if (t->is_val[i] == want)
+                perm[k++] = i; /* new row k holds old row perm[k] */
+    *n_train = 0;
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = t->ids[perm[i]];
+        texts[i] = t->texts[perm[i]];
+        memcpy(y + i * m, t->y + perm[i] * m, m * sizeof *y);
+        memcpy(c + i * m, t->c + perm[i] * m, m * sizeof *c);
+        memcpy(e + i * m, t->e + perm[i] * m, m * sizeof *e);
+        fv[i] = t->from_val[perm[i]];
+        *n_train += !t->is_val[perm[i]];
     }
-    *x_out = x;
-    *y_out = y;
-    *n_out = n;
+    for (size_t i = 0; i < n; i++)
+        t->is_val[i] = i >= *n_train;
+    /* X in place, cycle by cycle; perm entries are marked done with ~0. */
+    for (size_t start = 0; X && start < n; start++) {
+        if (perm[start] == (size_t)-1 || perm[start] == start)
+            continue;
+        memcpy(row, X + start * d, d * sizeof *row);
+        size_t cur = start;
+        while (perm[cur] != start) {
+            size_t next = perm[cur];
+            memcpy(X + cur * d, X + next * d, d * sizeof *row);
+            perm[cur] = (size_t)-1;
+            cur = next;
+        }
+        memcpy(X + cur * d, row, d * sizeof *row);
+        perm[cur] = (size_t)-1;
+    }
+    free(t->ids), free(t->texts), free(t->y), free(t->c), free(t->e), free(t->from_val);
+    t->ids = ids, t->texts = texts, t->y = y, t->c = c, t->e = e, t->from_val = fv;
+    free(perm), free(row);
     return IPR_OK;
 }
 

@@ -19,25 +19,29 @@ struct table {
     const char **texts;   /* (n) borrowed */
     double *y;            /* (n, m) quality, NaN = no label */
     double *c;            /* (n, m) true cost, NaN = unknown */
+    double *e;            /* (n, m) the registry's expected cost */
     uint8_t *is_val;      /* (n) */
+    uint8_t *from_val;    /* (n) the row came from a --val file */
 };
 
-/* Builds the table of the datasets' rows in registry order. Models of a
+/* Builds the table of the datasets' rows in registry order; the last
+ * n_val_ds datasets are validation files. Models of a
  * dataset that the registry lacks are ignored (noted on stderr if notes). */
-int  table_build(struct ipr_dataset *const *ds, size_t n_ds, const struct ipr_registry *reg, int notes,
-                 struct table *t);
+int  table_build(struct ipr_dataset *const *ds, size_t n_ds, size_t n_val_ds, const struct ipr_registry *reg,
+                 int notes, struct table *t);
 void table_free(struct table *t);
 
-/* Marks validation rows: those of val_ds when given (appended with
- * table_build on train + val), else a hash split of the ids. */
-void table_split(struct table *t, size_t n_train_rows, double val_frac);
+/* Marks validation rows: those of validation files when there are any, else a
+ * hash split of the ids (a fraction val_frac). */
+void table_split(struct table *t, double val_frac);
 
 /* Marks fold k of `folds` (by a hash of the id) as validation. */
 void table_split_fold(struct table *t, int folds, int k);
 
-/* Rows where is_val == want, copied into x_out/y_out (allocated). */
-int table_rows(const struct table *t, const float *X, size_t d, int want,
-               float **x_out, double **y_out, size_t *n_out);
+/* Reorders the rows (and X, n x d, in place; X may be NULL) so that the
+ * training rows come first, each part in its original order; *n_train
+ * receives their count. Avoids copying the feature matrix to split it. */
+int table_partition(struct table *t, float *X, size_t d, size_t *n_train);
 
 /* Loads each --data/--registry pair list; merges registries in order. */
 int load_inputs(const char *cmd, const char *const *data, int n_data, const char *const *regs, int n_regs,
