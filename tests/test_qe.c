@@ -384,6 +384,7 @@ static void test_determinism_seed_and_threads(void)
     cfg.batch = 100; /* several chunks per batch, the last one partial */
     cfg.dropout = 0.2;
     cfg.pairwise_weight = 0.5;
+    cfg.eval_every = 250; /* validation checks inside epochs too */
     struct ipr_qe_data d = as_data(&tr);
     uint8_t *a = NULL, *b = NULL, *c = NULL, *e = NULL;
     size_t la = 0, lb = 0, lc = 0, le = 0;

@@ -41,6 +41,8 @@ struct ipr_qe_config {
     int calibration;        /* enum ipr_qe_calibration: which post-hoc calibrators may be chosen */
     double std_floor;       /* standardisation: each feature's std is raised to at least
                                std_floor x the median std (0 = plain z-scores) */
+    int eval_every;         /* also check validation every this many training rows within
+                               an epoch (0 = only at epoch ends); patience counts checks */
 };
 
 /* Post-hoc calibration per model, fitted on the validation rows. AUTO picks

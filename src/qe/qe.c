@@ -29,6 +29,7 @@ void ipr_qe_config_default(struct ipr_qe_config *cfg)
     cfg->verbose = 0;
     cfg->calibration = IPR_QE_CALIB_SHARED;
     cfg->std_floor = 10;
+    cfg->eval_every = 100000; /* matters only for epochs longer than 100k rows */
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -59,6 +60,8 @@ static int check_config(const struct ipr_qe_config *c)
         return ipr_error_set(IPR_ERR_INVAL, "qe: pairwise_weight must be a finite number >= 0");
     if (c->calibration < IPR_QE_CALIB_AUTO || c->calibration > IPR_QE_CALIB_SHARED)
         return ipr_error_set(IPR_ERR_INVAL, "qe: unknown calibration policy %d", c->calibration);
+    if (c->eval_every < 0)
+        return ipr_error_set(IPR_ERR_INVAL, "qe: eval_every must be >= 0");
     if (!(c->std_floor >= 0) || !isfinite(c->std_floor))
         return ipr_error_set(IPR_ERR_INVAL, "qe: std_floor must be a finite number >= 0");
     if (!(c->dropout >= 0 && c->dropout < 1))

@@ -180,7 +180,10 @@ int qe_fit(const struct qe_net *net, float *theta, struct qe_src tr, const size_
     rep->train_loss = NAN;
     int since_best = 0;
 
-    for (int epoch = 1; epoch <= cfg->max_epochs; epoch++) {
+    const size_t every = cfg->eval_every > 0 ? (size_t)cfg->eval_every : 0;
+    size_t since_check = 0;
+    int stop = 0;
+    for (int epoch = 1; epoch <= cfg->max_epochs && !stop; epoch++) {
         for (size_t i = n_tr; i > 1; i--) {
             size_t k = (size_t)(qe_splitmix(&rng) % i);
             size_t t = perm[i - 1];
@@ -189,7 +192,7 @@ int qe_fit(const struct qe_net *net, float *theta, struct qe_src tr, const size_
         }
         double ep_bce = 0;
         size_t ep_lab = 0;
-        for (size_t s0 = 0; s0 < n_tr; s0 += batch) {
+        for (size_t s0 = 0; s0 < n_tr && !stop; s0 += batch) {
             size_t nb = n_tr - s0 < batch ? n_tr - s0 : batch;
             size_t lab = 0, pairs = 0;
             for (size_t i = 0; i < nb; i++) {
@@ -198,48 +201,55 @@ int qe_fit(const struct qe_net *net, float *theta, struct qe_src tr, const size_
                 lab += l;
                 pairs += p;
             }
-            if (!lab)
+            since_check += nb;
+            if (lab) {
+                struct step_job j = { .net = net, .theta = theta, .src = tr, .rows = perm + s0,
+                                      .n = nb, .train = 1, .step = step,
+                                      .inv_lab = 1.0 / (double)lab,
+                                      .inv_pairs = pairs ? 1.0 / (double)pairs : 0,
+                                      .grads = grads, .work = work, .work_floats = wf,
+                                      .bce = cb, .pair = cp };
+                size_t chunks = (nb + QE_CHUNK - 1) / QE_CHUNK;
+                qe_pool_run(pool, step_task, &j, chunks);
+                for (size_t c = 0; c < chunks; c++)
+                    ep_bce += cb[c];
+                ep_lab += lab;
+                step++;
+                aj.chunks = chunks;
+                aj.bc1 = (float)(1 - pow(b1, (double)step));
+                aj.bc2 = (float)(1 - pow(b2, (double)step));
+                qe_pool_run(pool, adam_task, &aj, aj.ranges);
+            }
+            /* validation at the end of every epoch, and every `every` rows
+             * within long epochs; patience counts these checks */
+            int end = s0 + nb >= n_tr;
+            if (!end && !(every && since_check >= every))
                 continue;
-            struct step_job j = { .net = net, .theta = theta, .src = tr, .rows = perm + s0,
-                                  .n = nb, .train = 1, .step = step,
-                                  .inv_lab = 1.0 / (double)lab,
-                                  .inv_pairs = pairs ? 1.0 / (double)pairs : 0,
-                                  .grads = grads, .work = work, .work_floats = wf,
-                                  .bce = cb, .pair = cp };
-            size_t chunks = (nb + QE_CHUNK - 1) / QE_CHUNK;
-            qe_pool_run(pool, step_task, &j, chunks);
-            for (size_t c = 0; c < chunks; c++)
-                ep_bce += cb[c];
-            ep_lab += lab;
-            step++;
-            aj.chunks = chunks;
-            aj.bc1 = (float)(1 - pow(b1, (double)step));
-            aj.bc2 = (float)(1 - pow(b2, (double)step));
-            qe_pool_run(pool, adam_task, &aj, aj.ranges);
-        }
-        double tl = ep_lab ? ep_bce / (double)ep_lab : NAN;
-        rep->epochs = epoch;
-        if (!early) {
-            rep->best_epoch = epoch;
-            rep->train_loss = tl;
-            continue;
-        }
-        double vb, vp;
-        rc = eval_rows(net, theta, va, va_rows, n_va, pool, NULL, &vb, &vp);
-        if (rc)
-            goto out;
-        double obj = objective(net, vb, vp, va_lab, va_pairs);
-        if (cfg->verbose)
-            fprintf(stderr, "qe: epoch %d train bce %.5f val objective %.5f%s\n", epoch, tl, obj,
-                    obj < best_obj ? " *" : "");
-        if (obj < best_obj) {
-            best_obj = obj;
-            rep->best_epoch = epoch;
-            rep->train_loss = tl;
-            memcpy(best, theta, P * sizeof *best);
-            since_best = 0;
-        } else if (++since_best >= cfg->patience) {
-            break;
+            since_check = 0;
+            double tl = ep_lab ? ep_bce / (double)ep_lab : NAN;
+            rep->epochs = epoch;
+            if (!early) {
+                rep->best_epoch = epoch;
+                rep->train_loss = tl;
+                continue;
+            }
+            double vb, vp;
+            rc = eval_rows(net, theta, va, va_rows, n_va, pool, NULL, &vb, &vp);
+            if (rc)
+                goto out;
+            double obj = objective(net, vb, vp, va_lab, va_pairs);
+            if (cfg->verbose)
+                fprintf(stderr, "qe: epoch %d%s train bce %.5f val objective %.5f%s\n", epoch,
+                        end ? "" : " (part)", tl, obj, obj < best_obj ? " *" : "");
+            if (obj < best_obj) {
+                best_obj = obj;
+                rep->best_epoch = epoch;
+                rep->train_loss = tl;
+                memcpy(best, theta, P * sizeof *best);
+                since_best = 0;
+            } else if (++since_best >= cfg->patience) {
+                stop = 1;
+            }
         }
     }
     if (early)
