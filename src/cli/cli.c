@@ -74,6 +74,27 @@ too_many:
     return 2;
 }
 
+int cli_start(int argc, char **argv, struct cli_opt *opts, size_t n_opts,
+              const char **pos, int max_pos, int *n_pos, const char *usage)
+{
+    int has_o = find_opt(opts, n_opts, "o", 1) != NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (has_o && strcmp(argv[i], "-o") == 0)
+            argv[i] = "--o";
+    }
+    if (cli_parse(argc, argv, opts, n_opts, pos, max_pos, n_pos) != 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
 const char *cli_get(const struct cli_opt *opts, size_t n_opts, const char *name)
 {
     for (size_t i = 0; i < n_opts; i++)

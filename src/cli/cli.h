@@ -39,6 +39,12 @@ struct cli_opt {
  * for an unknown option or a missing value. pos receives positionals. */
 int cli_parse(int argc, char **argv, struct cli_opt *opts, size_t n_opts,
               const char **pos, int max_pos, int *n_pos);
+/* The start every command shares: "--help" anywhere prints usage to stdout;
+ * "-o" is read as "--o" when the table has an "o" option; then cli_parse, and
+ * a usage reminder on stderr after a parse error. Returns -1 when the command
+ * should go on, else the exit code to return (0 after help, 2 on error). */
+int cli_start(int argc, char **argv, struct cli_opt *opts, size_t n_opts,
+              const char **pos, int max_pos, int *n_pos, const char *usage);
 const char *cli_get(const struct cli_opt *opts, size_t n_opts, const char *name);
 int cli_flag(const struct cli_opt *opts, size_t n_opts, const char *name);
 

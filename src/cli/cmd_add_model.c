@@ -78,7 +78,7 @@ int cmd_add_model(int argc, char **argv)
         { "price-in", 1, NULL, 0, { 0 }, 0 }, { "price-out", 1, NULL, 0, { 0 }, 0 },
         { "mean-out-tokens", 1, NULL, 0, { 0 }, 0 }, { "family", 1, NULL, 0, { 0 }, 0 },
         { "encoder", 1, NULL, 0, { 0 }, 0 }, { "val-frac", 1, NULL, 0, { 0 }, 0 }, { "seed", 1, NULL, 0, { 0 }, 0 },
-        { "threads", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 }, { "help", 0, NULL, 0, { 0 }, 0 },
+        { "threads", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
     const char *pos[2], *s;
@@ -86,12 +86,9 @@ int cmd_add_model(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-o") == 0)
             argv[i] = "--o";
-    if (cli_parse(argc, argv, o, no, pos, 2, &npos) != 0)
-        return 2;
-    if (cli_flag(o, no, "help")) {
-        fputs(usage, stdout);
-        return 0;
-    }
+    int started = cli_start(argc, argv, o, no, pos, 2, &npos, usage);
+    if (started >= 0)
+        return started;
     const char *rpath = cli_get(o, no, "router"), *name = cli_get(o, no, "model"), *dpath = cli_get(o, no, "data");
     const char *outp = cli_get(o, no, "o") ? cli_get(o, no, "o") : cli_get(o, no, "output");
     if (npos || !rpath || !name || !dpath || !outp) {

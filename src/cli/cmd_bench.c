@@ -60,17 +60,13 @@ int cmd_bench(int argc, char **argv)
     struct cli_opt o[] = {
         { "router", 1, NULL, 0, { 0 }, 0 }, { "encoder", 1, NULL, 0, { 0 }, 0 }, { "data", 1, NULL, 0, { 0 }, 0 },
         { "words", 1, NULL, 0, { 0 }, 0 }, { "n", 1, NULL, 0, { 0 }, 0 }, { "tau", 1, NULL, 0, { 0 }, 0 },
-        { "help", 0, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
     const char *pos[1], *s;
     int npos, rc, ret = 1;
-    if (cli_parse(argc, argv, o, no, pos, 1, &npos) != 0)
-        return 2;
-    if (cli_flag(o, no, "help")) {
-        fputs(usage, stdout);
-        return 0;
-    }
+    int started = cli_start(argc, argv, o, no, pos, 1, &npos, usage);
+    if (started >= 0)
+        return started;
     const char *rpath = cli_get(o, no, "router");
     if (npos || !rpath) {
         fputs(usage, stderr);

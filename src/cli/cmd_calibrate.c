@@ -62,7 +62,7 @@ int cmd_calibrate(int argc, char **argv)
     struct cli_opt o[] = {
         { "router", 1, NULL, 0, { 0 }, 0 }, { "data", 1, NULL, 0, { 0 }, 0 }, { "target", 1, NULL, 0, { 0 }, 0 },
         { "rule", 1, NULL, 0, { 0 }, 0 }, { "delta", 1, NULL, 0, { 0 }, 0 }, { "encoder", 1, NULL, 0, { 0 }, 0 },
-        { "o", 1, NULL, 0, { 0 }, 0 }, { "threads", 1, NULL, 0, { 0 }, 0 }, { "help", 0, NULL, 0, { 0 }, 0 },
+        { "o", 1, NULL, 0, { 0 }, 0 }, { "threads", 1, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
     const char *pos[2], *s;
@@ -70,12 +70,9 @@ int cmd_calibrate(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-o") == 0)
             argv[i] = "--o";
-    if (cli_parse(argc, argv, o, no, pos, 2, &npos) != 0)
-        return 2;
-    if (cli_flag(o, no, "help")) {
-        fputs(usage, stdout);
-        return 0;
-    }
+    int started = cli_start(argc, argv, o, no, pos, 2, &npos, usage);
+    if (started >= 0)
+        return started;
     const char *rpath = cli_get(o, no, "router"), *dpath = cli_get(o, no, "data"), *tgt = cli_get(o, no, "target");
     if (npos || !rpath || !dpath || !tgt) {
         fputs(usage, stderr);

@@ -42,17 +42,13 @@ int cmd_route(int argc, char **argv)
         { "router", 1, NULL, 0, { 0 }, 0 }, { "encoder", 1, NULL, 0, { 0 }, 0 }, { "tau", 1, NULL, 0, { 0 }, 0 },
         { "rule", 1, NULL, 0, { 0 }, 0 }, { "delta", 1, NULL, 0, { 0 }, 0 }, { "models", 1, NULL, 0, { 0 }, 0 },
         { "family", 1, NULL, 0, { 0 }, 0 }, { "explain", 0, NULL, 0, { 0 }, 0 }, { "file", 1, NULL, 0, { 0 }, 0 },
-        { "help", 0, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
     const char *pos[2];
     int npos, rc, ret = 1;
-    if (cli_parse(argc, argv, o, no, pos, 2, &npos) != 0)
-        return 2;
-    if (cli_flag(o, no, "help")) {
-        fputs(usage, stdout);
-        return 0;
-    }
+    int started = cli_start(argc, argv, o, no, pos, 2, &npos, usage);
+    if (started >= 0)
+        return started;
     const char *rpath = cli_get(o, no, "router"), *file = cli_get(o, no, "file"), *s;
     if (!rpath || (npos != 1 && !file) || (npos && file)) {
         fputs(usage, stderr);

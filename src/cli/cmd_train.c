@@ -340,22 +340,15 @@ int cmd_train(int argc, char **argv)
         { "batch", 1, NULL, 0, { 0 }, 0 }, { "lr", 1, NULL, 0, { 0 }, 0 }, { "weight-decay", 1, NULL, 0, { 0 }, 0 },
         { "pairwise", 1, NULL, 0, { 0 }, 0 }, { "dropout", 1, NULL, 0, { 0 }, 0 },
         { "patience", 1, NULL, 0, { 0 }, 0 }, { "seed", 1, NULL, 0, { 0 }, 0 }, { "threads", 1, NULL, 0, { 0 }, 0 },
-        { "val-frac", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 }, { "help", 0, NULL, 0, { 0 }, 0 },
+        { "val-frac", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 },
         { "folds", 1, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
     const char *pos[4], *s;
     int npos, rc;
-    /* "-o" is accepted as "--o". */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-o") == 0)
-            argv[i] = "--o";
-    if (cli_parse(argc, argv, o, no, pos, 4, &npos) != 0)
-        return 2;
-    if (cli_flag(o, no, "help")) {
-        fputs(usage, stdout);
-        return 0;
-    }
+    int started = cli_start(argc, argv, o, no, pos, 4, &npos, usage);
+    if (started >= 0)
+        return started;
     const char *outp = cli_get(o, no, "o") ? cli_get(o, no, "o") : cli_get(o, no, "output");
     struct cli_opt *od = &o[0], *orr = &o[1], *ov = &o[2];
     long folds = 0;
