@@ -531,12 +531,9 @@ int cmd_eval(int argc, char **argv)
     const size_t no = sizeof opts / sizeof opts[0];
     const char *pos[4];
     int npos;
-    if (cli_parse(argc, argv, opts, no, pos, 4, &npos))
-        return 2;
-    if (cli_flag(opts, no, "help")) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
+    int st = cli_start(argc, argv, opts, no, pos, 4, &npos, usage_text);
+    if (st >= 0)
+        return st;
     /* --log: replay an `ipr serve` decision log (cli_eval_log in cmd_serve.c, docs/serving.md) */
     if (cli_get(opts, no, "log"))
         return cli_eval_log(cli_get(opts, no, "log"), cli_get(opts, no, "rule"), cli_get(opts, no, "delta"),
