@@ -31,7 +31,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all test fuzz bench install uninstall clean
+.PHONY: all test fuzz bench install uninstall clean FORCE
 .SECONDARY:
 all: $(BUILD)/libipr.a $(BUILD)/libipr.so $(BUILD)/ipr $(BUILD)/ipr.pc
 
@@ -53,7 +53,9 @@ $(BUILD)/libipr.so: $(LIB_OBJ)
 $(BUILD)/ipr: $(CLI_OBJ) $(BUILD)/libipr.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libipr.a $(LDLIBS)
 
-$(BUILD)/ipr.pc: scripts/ipr.pc.in
+# Regenerated every time: it records PREFIX, which may differ between runs.
+$(BUILD)/ipr.pc: scripts/ipr.pc.in FORCE
+	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBS@|$(PKG_LIBS) -lm -pthread|' -e 's|@REQUIRES@|$(PKGS)|' $< > $@
 
 # Tests link the sanitized library and the CLI's command objects (not main), so
