@@ -26,7 +26,7 @@ static const char usage[] =
     "                 [--models a,b,...] [--rule range|dynmax|difference] [--tau T] [--delta D]\n"
     "                 [--hidden N] [--adapter-hidden N] [--epochs N] [--batch N] [--lr X] [--weight-decay X]\n"
     "                 [--pairwise X] [--dropout X] [--patience N] [--seed N] [--threads N] [--val-frac F]\n"
-    "                 [--folds K]\n"
+    "                 [--folds K] [--quiet | --verbose]\n"
     "Without --val, a validation part (--val-frac, default 0.1) is carved from the training data by a\n"
     "hash of the id; it drives early stopping, calibration and the default tau.\n"
     "--folds K first cross-validates the whole pipeline (view, embedding, training) on the training\n"
@@ -341,7 +341,7 @@ int cmd_train(int argc, char **argv)
         { "pairwise", 1, NULL, 0, { 0 }, 0 }, { "dropout", 1, NULL, 0, { 0 }, 0 },
         { "patience", 1, NULL, 0, { 0 }, 0 }, { "seed", 1, NULL, 0, { 0 }, 0 }, { "threads", 1, NULL, 0, { 0 }, 0 },
         { "val-frac", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 },
-        { "folds", 1, NULL, 0, { 0 }, 0 },
+        { "folds", 1, NULL, 0, { 0 }, 0 }, { "verbose", 0, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
     const char *pos[4], *s;
@@ -363,7 +363,7 @@ int cmd_train(int argc, char **argv)
     int quiet = cli_flag(o, no, "quiet");
     struct ipr_qe_config cfg;
     ipr_qe_config_default(&cfg);
-    cfg.verbose = !quiet;
+    cfg.verbose = cli_flag(o, no, "verbose");
     if ((rc = parse_config(o, no, &cfg)) != IPR_OK)
         return cli_fail("train", rc);
     double val_frac = 0.1, tau = -1, delta = 0;
