@@ -161,15 +161,15 @@ static int read_string(struct rd *r, char *out, size_t cap, size_t *n)
     return 0;
 }
 
-static int read_number(struct rd *r, double *out)
+/* Copies the characters of a JSON number into tmp (cap bytes, NUL-ended). */
+static int read_number_text(struct rd *r, char *tmp, size_t cap)
 {
-    char tmp[64];
     size_t k = 0;
     skip_ws(r);
     for (;;) {
         int c = rd_peek(r);
         if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
-            if (k + 1 >= sizeof tmp) return rd_err(r, "number too long");
+            if (k + 1 >= cap) return rd_err(r, "number too long");
             tmp[k++] = (char)c;
             r->pos++;
         } else {
@@ -178,7 +178,14 @@ static int read_number(struct rd *r, double *out)
     }
     if (!k) return rd_err(r, "expected a number");
     tmp[k] = '\0';
-    char *end;
+    return 0;
+}
+
+static int read_number(struct rd *r, double *out)
+{
+    char tmp[64], *end;
+    int rc = read_number_text(r, tmp, sizeof tmp);
+    if (rc) return rc;
     *out = strtod(tmp, &end);
     if (*end || !isfinite(*out)) return rd_err(r, "bad number");
     return 0;
@@ -187,22 +194,9 @@ static int read_number(struct rd *r, double *out)
 /* Reads a float from the same syntax, rounded once (strtof). */
 static int read_float(struct rd *r, float *out)
 {
-    char tmp[64];
-    size_t k = 0;
-    skip_ws(r);
-    for (;;) {
-        int c = rd_peek(r);
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
-            if (k + 1 >= sizeof tmp) return rd_err(r, "number too long");
-            tmp[k++] = (char)c;
-            r->pos++;
-        } else {
-            break;
-        }
-    }
-    if (!k) return rd_err(r, "expected a number");
-    tmp[k] = '\0';
-    char *end;
+    char tmp[64], *end;
+    int rc = read_number_text(r, tmp, sizeof tmp);
+    if (rc) return rc;
     *out = strtof(tmp, &end);
     if (*end || !isfinite(*out)) return rd_err(r, "bad number");
     return 0;
