@@ -453,22 +453,36 @@ static void decision_json(struct sbuf *b, const struct ipr_registry *reg, const 
     sbuf_str(b, res->d.fallback_used ? ",\"fallback_used\":true}" : ",\"fallback_used\":false}");
 }
 
+/* Parses the body as a request of the given kind and routes it. Returns 1
+ * with req (to free), rq and res filled, or 0 after replying with the error
+ * (*ret holds the reply's result). */
+static int parse_and_route(struct ipr_server *s, struct MHD_Connection *c, struct conn *cs, enum ipr_serve_kind kind,
+                           struct ipr_serve_request *req, struct ipr_route_request *rq,
+                           struct ipr_route_result *res, enum MHD_Result *ret)
+{
+    char msg[300];
+    if (ipr_serve_parse_request(kind, cs->body ? cs->body : "", cs->len, req) != IPR_OK) {
+        *ret = reply_error(s, c, cs, (unsigned)req->status, req->err_type, req->err, NULL);
+        ipr_serve_request_free(req);
+        return 0;
+    }
+    unsigned st = do_route(s, cs, req, rq, res, msg, sizeof msg);
+    if (st) {
+        ipr_serve_request_free(req);
+        *ret = reply_error(s, c, cs, st, st == 404 ? "not_found_error" : st >= 500 ? "server_error" : "invalid_request_error", msg, NULL);
+        return 0;
+    }
+    return 1;
+}
+
 static enum MHD_Result handle_route(struct ipr_server *s, struct MHD_Connection *c, struct conn *cs)
 {
     struct ipr_serve_request req;
-    char msg[300];
-    if (ipr_serve_parse_request(IPR_SERVE_ROUTE, cs->body ? cs->body : "", cs->len, &req) != IPR_OK) {
-        enum MHD_Result r = reply_error(s, c, cs, (unsigned)req.status, req.err_type, req.err, NULL);
-        ipr_serve_request_free(&req);
-        return r;
-    }
     struct ipr_route_request rq;
     struct ipr_route_result res;
-    unsigned st = do_route(s, cs, &req, &rq, &res, msg, sizeof msg);
-    if (st) {
-        ipr_serve_request_free(&req);
-        return reply_error(s, c, cs, st, st == 404 ? "not_found_error" : st >= 500 ? "server_error" : "invalid_request_error", msg, NULL);
-    }
+    enum MHD_Result ret_err;
+    if (!parse_and_route(s, c, cs, IPR_SERVE_ROUTE, &req, &rq, &res, &ret_err))
+        return ret_err;
     struct sbuf b = { 0 };
     sbuf_str(&b, "{\"id\":\"");
     sbuf_str(&b, cs->rec.id);
@@ -659,19 +673,11 @@ static enum MHD_Result chat_respond(struct ipr_server *s, struct MHD_Connection 
 static enum MHD_Result handle_chat(struct ipr_server *s, struct MHD_Connection *c, struct conn *cs)
 {
     struct ipr_serve_request req;
-    char msg[300];
-    if (ipr_serve_parse_request(IPR_SERVE_CHAT, cs->body ? cs->body : "", cs->len, &req) != IPR_OK) {
-        enum MHD_Result r = reply_error(s, c, cs, (unsigned)req.status, req.err_type, req.err, NULL);
-        ipr_serve_request_free(&req);
-        return r;
-    }
     struct ipr_route_request rq;
     struct ipr_route_result res;
-    unsigned st = do_route(s, cs, &req, &rq, &res, msg, sizeof msg);
-    if (st) {
-        ipr_serve_request_free(&req);
-        return reply_error(s, c, cs, st, st == 404 ? "not_found_error" : st >= 500 ? "server_error" : "invalid_request_error", msg, NULL);
-    }
+    enum MHD_Result ret_err;
+    if (!parse_and_route(s, c, cs, IPR_SERVE_CHAT, &req, &rq, &res, &ret_err))
+        return ret_err;
     snprintf(cs->rec.endpoint, sizeof cs->rec.endpoint, "chat");
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
