@@ -88,6 +88,22 @@ static int push(struct job ***v, size_t *n, size_t *cap, struct job *j)
     return 0;
 }
 
+/* Makes *buf hold at least need bytes, doubling from first; 0 or -1 (NOMEM). */
+static int grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c *= 2;
+    char *q = realloc(*buf, c);
+    if (!q)
+        return -1;
+    *buf = q;
+    *cap = c;
+    return 0;
+}
+
 static int out_append(struct job *j, const char *p, size_t n)
 {
     if (j->out_pos == j->out_len)
@@ -98,16 +114,8 @@ static int out_append(struct job *j, const char *p, size_t n)
             j->out_len -= j->out_pos;
             j->out_pos = 0;
         }
-        if (j->out_len + n > j->out_cap) {
-            size_t c = j->out_cap ? j->out_cap : 16384;
-            while (c < j->out_len + n)
-                c *= 2;
-            char *q = realloc(j->out, c);
-            if (!q)
-                return -1;
-            j->out = q;
-            j->out_cap = c;
-        }
+        if (grow(&j->out, &j->out_cap, j->out_len + n, 16384) != 0)
+            return -1;
     }
     memcpy(j->out + j->out_len, p, n);
     j->out_len += n;
@@ -159,16 +167,8 @@ static int sse_event(struct job *j, const char *ev, size_t len)
 
 static int sse_feed(struct job *j, const char *data, size_t n)
 {
-    if (j->sse_len + n > j->sse_cap) {
-        size_t c = j->sse_cap ? j->sse_cap : 4096;
-        while (c < j->sse_len + n)
-            c *= 2;
-        char *q = realloc(j->sse, c);
-        if (!q)
-            return -1;
-        j->sse = q;
-        j->sse_cap = c;
-    }
+    if (grow(&j->sse, &j->sse_cap, j->sse_len + n, 4096) != 0)
+        return -1;
     memcpy(j->sse + j->sse_len, data, n);
     j->sse_len += n;
     size_t start = 0;
