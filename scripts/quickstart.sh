@@ -19,8 +19,8 @@ echo "== data: the shipped RouterBench subset"
 $ipr data stats data/routerbench/test.jsonl
 
 mkdir -p build/routers
-echo "== train: RouterBench train split (validation carved from it)"
-$ipr train --data data/routerbench/train.jsonl --registry data/routerbench/registry.json \
+echo "== train: RouterBench train split (5-fold cross-validation on it picks the rule; validation carved from it)"
+$ipr train --folds 5 --data data/routerbench/train.jsonl --registry data/routerbench/registry.json \
     -o build/routers/routerbench.ipr
 
 echo "== eval: RouterBench test split"

@@ -39,7 +39,8 @@ for name in "${names[@]}"; do
     router=build/report/$name.ipr
     echo "== $name: training" >&2
     t0=$(date +%s)
-    nice "$IPR" train --data "$d/train.jsonl" --registry "$d/registry.json" -o "$router" >&2
+    # --folds 5: cross-validation on the training split picks the default rule.
+    nice "$IPR" train --folds 5 --data "$d/train.jsonl" --registry "$d/registry.json" -o "$router" >&2
     t1=$(date +%s)
     echo "== $name: evaluating" >&2
     nice "$IPR" eval --router "$router" --data "$d/test.jsonl" --train "$d/train.jsonl" \

@@ -30,7 +30,9 @@ static const char usage[] =
     "Without --val, a validation part (--val-frac, default 0.1) is carved from the training data by a\n"
     "hash of the id; it drives early stopping, calibration and the default tau.\n"
     "--folds K first cross-validates the whole pipeline (view, embedding, training) on the training\n"
-    "data and prints each fold's validation ARQGC and saving; without -o it stops there.\n";
+    "data and prints each fold's validation ARQGC and saving; without -o it stops there. Without\n"
+    "--rule, the router's default rule is then the one with the best cross-validated ARQGC (range\n"
+    "unless another beats it by more than 0.01).\n";
 
 /* Keeps only the registry models named in list (comma-separated). */
 static int restrict_models(struct ipr_registry *reg, const char *list)
@@ -288,13 +290,16 @@ static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, struct 
 }
 
 /* --folds K: K-fold cross-validation of the whole pipeline on the training
- * data; prints each fold's validation figures and their mean. */
+ * data; prints each fold's validation figures under `rule` and their mean,
+ * and the mean ARQGC of every rule. *best receives the rule to default to:
+ * `rule` unless another beats it by more than RULE_MARGIN (with two
+ * candidates the range rule is never chosen: it degenerates). */
+#define RULE_MARGIN 0.01
 static int cross_validate(const struct ipr_encoder *enc, const struct ipr_registry *reg, enum ipr_input_mode input,
-                          struct table *t,
-                          const struct ipr_qe_config *cfg, enum ipr_rule rule, double delta,
-                          int folds)
+                          struct table *t, const struct ipr_qe_config *cfg, enum ipr_rule rule, double delta,
+                          int folds, enum ipr_rule *best)
 {
-    double sum_a = 0, sum_a2 = 0, sum_s = 0;
+    double sum_a = 0, sum_a2 = 0, sum_s = 0, by_rule[IPR_RULE_COUNT] = { 0 };
     int n_s = 0;
     struct ipr_qe_config quiet_cfg = *cfg;
     quiet_cfg.verbose = 0;
@@ -309,8 +314,13 @@ static int cross_validate(const struct ipr_encoder *enc, const struct ipr_regist
         struct ipr_qe_report rep = { 0 };
         double te;
         int rc = fit(enc, input, t, cfg, 1, &view, &qe, &X, &d, &rep, &te);
-        struct val_figures vf;
+        struct val_figures vf, vr;
         char *js = rc == IPR_OK ? validation_report(qe, t, X, d, reg, rule, delta, &rep, &vf) : NULL;
+        for (int r = 0; js && r < IPR_RULE_COUNT; r++) {
+            char *jr = validation_report(qe, t, X, d, reg, (enum ipr_rule)r, delta, &rep, &vr);
+            by_rule[r] += jr && isfinite(vr.arqgc) ? vr.arqgc / folds : NAN;
+            free(jr);
+        }
         ipr_view_free(view);
         ipr_qe_free(qe);
         free(X);
@@ -323,9 +333,14 @@ static int cross_validate(const struct ipr_encoder *enc, const struct ipr_regist
         if (isfinite(vf.save_parity))
             sum_s += vf.save_parity, n_s++;
     }
+    *best = rule;
+    for (int r = 0; r < IPR_RULE_COUNT; r++)
+        if (!(reg->n == 2 && r == IPR_RULE_RANGE) && by_rule[r] > by_rule[*best] + RULE_MARGIN)
+            *best = (enum ipr_rule)r;
     double mean = sum_a / folds, sd = sqrt(fmax(0.0, sum_a2 / folds - mean * mean));
-    printf("],\n \"arqgc_mean\": %.4f, \"arqgc_sd\": %.4f, \"parity_reached\": %d, \"cost_save_at_parity_mean\": %.4f}\n",
-           mean, sd, n_s, n_s ? sum_s / n_s : 0.0);
+    printf("],\n \"arqgc_mean\": %.4f, \"arqgc_sd\": %.4f, \"parity_reached\": %d, \"cost_save_at_parity_mean\": %.4f,\n"
+           " \"arqgc_mean_by_rule\": {\"range\": %.4f, \"dynmax\": %.4f, \"difference\": %.4f}, \"chosen_rule\": \"%s\"}\n",
+           mean, sd, n_s, n_s ? sum_s / n_s : 0.0, by_rule[0], by_rule[1], by_rule[2], ipr_rule_name(*best));
     return IPR_OK;
 }
 
@@ -428,8 +443,11 @@ int cmd_train(int argc, char **argv)
     }
 
     if (folds > 0) {
-        if ((rc = cross_validate(enc, reg, input, &t, &cfg, rule, delta, (int)folds)) != IPR_OK)
+        enum ipr_rule best = rule;
+        if ((rc = cross_validate(enc, reg, input, &t, &cfg, rule, delta, (int)folds, &best)) != IPR_OK)
             goto fail;
+        if (!cli_get(o, no, "rule"))
+            rule = best;
         if (!outp) {
             ret = 0;
             goto out;
