@@ -301,22 +301,34 @@ static void test_add_model(void)
     CHECK(strcmp(b0->meta.metrics_json, b1->meta.metrics_json) == 0);
     uint8_t *q0, *q1, *v0, *v1;
     size_t l0, l1, vl0, vl1;
-    CHECK_EQ_INT(ipr_qe_save(b0->qe, &q0, &l0), IPR_OK);
-    CHECK_EQ_INT(ipr_qe_save(b1->qe, &q1, &l1), IPR_OK);
+    CHECK_EQ_INT(ipr_qe_save(b0->qe[0], &q0, &l0), IPR_OK);
+    CHECK_EQ_INT(ipr_qe_save(b1->qe[0], &q1, &l1), IPR_OK);
     CHECK_EQ_INT(ipr_view_save(b0->view, &v0, &vl0), IPR_OK);
     CHECK_EQ_INT(ipr_view_save(b1->view, &v1, &vl1), IPR_OK);
     CHECK(vl0 == vl1 && memcmp(v0, v1, vl0) == 0);
     CHECK(l1 > l0);
+    /* Every estimator of the ensemble kept its old parts: the old blob less its
+     * 32-byte end marker is a prefix of the new one. */
+    CHECK_EQ_INT(b0->n_qe, 2); /* the default ensemble */
+    CHECK_EQ_INT(b1->n_qe, b0->n_qe);
+    for (size_t k = 0; k < b0->n_qe && k < b1->n_qe; k++) {
+        uint8_t *a0, *a1;
+        size_t n0, n1;
+        CHECK_EQ_INT(ipr_qe_save(b0->qe[k], &a0, &n0), IPR_OK);
+        CHECK_EQ_INT(ipr_qe_save(b1->qe[k], &a1, &n1), IPR_OK);
+        CHECK(n0 > 32 && n1 > n0 && memcmp(a0, a1, n0 - 32) == 0);
+        free(a0), free(a1);
+    }
     /* The original models' predictions are unchanged to the bit. */
-    size_t d = ipr_qe_dim(b0->qe);
-    CHECK_EQ_INT(ipr_qe_dim(b1->qe), d);
-    float *x = calloc(d, sizeof *x), *s0 = calloc(ipr_qe_scratch_floats(b0->qe) + 1, sizeof *s0);
-    float *s1 = calloc(ipr_qe_scratch_floats(b1->qe) + 1, sizeof *s1);
+    size_t d = ipr_qe_dim(b0->qe[0]);
+    CHECK_EQ_INT(ipr_qe_dim(b1->qe[0]), d);
+    float *x = calloc(d, sizeof *x), *s0 = calloc(ipr_bundle_scratch_floats(b0) + 1, sizeof *s0);
+    float *s1 = calloc(ipr_bundle_scratch_floats(b1) + 1, sizeof *s1);
     double p0[3], p1[3];
     for (size_t i = 0; i < d; i++)
         x[i] = (float)(i % 5) * 0.1f;
-    ipr_qe_predict(b0->qe, x, s0, p0);
-    ipr_qe_predict(b1->qe, x, s1, p1);
+    ipr_bundle_predict(b0, x, s0, p0);
+    ipr_bundle_predict(b1, x, s1, p1);
     CHECK(memcmp(p0, p1, 2 * sizeof *p0) == 0);
     free(x), free(s0), free(s1);
     free(q0), free(q1), free(v0), free(v1);

@@ -18,7 +18,8 @@
  *
  * Sections: "META" (JSON: encoder identity, input layout, default rule, tau
  * and delta, training data checksum, date, validation metrics), "REGISTRY"
- * (the registry JSON of data.h), "QE" (ipr_qe_save blob), "VIEW"
+ * (the registry JSON of data.h), "QE", "QE1", ... (ipr_qe_save blobs of the
+ * estimators whose predictions the router averages), "VIEW"
  * (ipr_view_save blob, the learned boilerplate filter). Unknown sections are
  * ignored, so newer writers can add some without breaking older readers.
  *
@@ -27,7 +28,7 @@
  * section's checksum before parsing it. The writer writes to a temporary file
  * beside the target, fsyncs it and renames it over the target.
  *
- * The QE's model i is the registry's model i.
+ * Every QE's model i is the registry's model i.
  */
 #ifndef IPR_BUNDLE_H
 #define IPR_BUNDLE_H
@@ -69,10 +70,14 @@ struct ipr_bundle_meta {
     char *metrics_json;       /* validation metrics, a JSON object (owned) */
 };
 
+/* Estimators averaged by the router (trained with different seeds). */
+#define IPR_BUNDLE_MAX_QE 8
+
 struct ipr_bundle {
     struct ipr_bundle_meta meta;
     struct ipr_registry *reg; /* owned */
-    struct ipr_qe *qe;        /* owned */
+    struct ipr_qe *qe[IPR_BUNDLE_MAX_QE]; /* owned; the router averages their predictions */
+    size_t n_qe;              /* >= 1 */
     struct ipr_view *view;    /* owned, may be NULL when input == FULL */
 };
 
@@ -82,6 +87,11 @@ void ipr_bundle_free(struct ipr_bundle *b);
 
 const char *ipr_input_mode_name(enum ipr_input_mode m);
 int ipr_input_mode_parse(const char *s, enum ipr_input_mode *out);
+
+/* Averaged predictions of the bundle's estimators for one input x: out gets
+ * registry-size values; scratch holds ipr_bundle_scratch_floats() floats. */
+void ipr_bundle_predict(const struct ipr_bundle *b, const float *x, float *scratch, double *out);
+size_t ipr_bundle_scratch_floats(const struct ipr_bundle *b);
 
 /* The bundle behind a router (read-only). */
 const struct ipr_bundle *ipr_router_bundle(const struct ipr_router *r);

@@ -165,7 +165,7 @@ int cmd_add_model(int argc, char **argv)
         }
     t.n = w;
     table_split(&t, val_frac);
-    size_t d = ipr_qe_dim(b->qe);
+    size_t d = ipr_qe_dim(b->qe[0]);
     if (!(X = malloc((t.n * d + 1) * sizeof *X))) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
         goto fail;
@@ -185,8 +185,20 @@ int cmd_add_model(int argc, char **argv)
     size_t nva = t.n - ntr;
     struct ipr_qe_data dtr = { ntr, d, 1, X, t.y }, dva = { nva, d, 1, X + ntr * d, t.y + ntr };
     struct ipr_qe_report rep = { 0 };
-    if ((rc = ipr_qe_add_adapter(b->qe, &cfg, &dtr, nva ? &dva : NULL, &rep)) != IPR_OK ||
-        (rc = registry_push(b->reg, &mi)) != IPR_OK || (rc = ipr_bundle_write(b, outp)) != IPR_OK)
+    /* Each of the bundle's estimators gets its own adapter, seeds as at training. */
+    double secs = 0;
+    for (size_t k = 0; k < b->n_qe; k++) {
+        struct ipr_qe_config ck = cfg;
+        struct ipr_qe_report rk;
+        ck.seed = cfg.seed + k;
+        if ((rc = ipr_qe_add_adapter(b->qe[k], &ck, &dtr, nva ? &dva : NULL, &rk)) != IPR_OK)
+            goto fail;
+        secs += rk.seconds;
+        if (k == 0)
+            rep = rk;
+    }
+    rep.seconds = secs;
+    if ((rc = registry_push(b->reg, &mi)) != IPR_OK || (rc = ipr_bundle_write(b, outp)) != IPR_OK)
         goto fail;
     printf("{\"router\": \"%s\", \"added\": \"%s\", \"n_train\": %zu, \"n_val\": %zu, \"val_mae\": %.6f, "
            "\"embed_seconds\": %.3f, \"train_seconds\": %.3f, \"total_seconds\": %.3f}\n",

@@ -26,9 +26,11 @@ static const char usage[] =
     "                 [--models a,b,...] [--rule range|dynmax|difference] [--tau T] [--delta D]\n"
     "                 [--hidden N] [--adapter-hidden N] [--epochs N] [--batch N] [--lr X] [--weight-decay X]\n"
     "                 [--pairwise X] [--dropout X] [--patience N] [--seed N] [--threads N] [--val-frac F]\n"
-    "                 [--folds K] [--quiet | --verbose]\n"
+    "                 [--folds K] [--ensemble N] [--quiet | --verbose]\n"
     "Without --val, a validation part (--val-frac, default 0.1) is carved from the training data by a\n"
     "hash of the id; it drives early stopping, calibration and the default tau.\n"
+    "--ensemble N (default 2) trains N estimators with seeds seed, seed+1, ... on the same features;\n"
+    "the router averages their predictions.\n"
     "--folds K first cross-validates the whole pipeline (view, embedding, training) on the training\n"
     "data and prints each fold's validation ARQGC and saving; without -o it stops there. Without\n"
     "--rule, the router's default rule is then the one with the best cross-validated ARQGC (range\n"
@@ -180,7 +182,7 @@ done:
  * NOMEM). vf gets the mean ARQGC and saving over the families where they are
  * defined and the smallest parity tau (the default tau: every family reaches
  * the quality of its strongest model at or below it on validation). */
-static char *validation_report(const struct ipr_qe *qe, const struct table *t, const float *X, size_t d,
+static char *validation_report(const struct ipr_bundle *b, const struct table *t, const float *X, size_t d,
                                const struct ipr_registry *reg, enum ipr_rule rule, double delta,
                                const struct ipr_qe_report *rep, struct val_figures *vf)
 {
@@ -188,14 +190,14 @@ static char *validation_report(const struct ipr_qe *qe, const struct table *t, c
     for (size_t i = 0; i < t->n; i++)
         nv += t->is_val[i];
     double *P = malloc((nv * m + 1) * sizeof *P);
-    float *scratch = malloc((ipr_qe_scratch_floats(qe) + 1) * sizeof *scratch);
+    float *scratch = malloc((ipr_bundle_scratch_floats(b) + 1) * sizeof *scratch);
     cJSON *o = cJSON_CreateObject(), *fams = o ? cJSON_AddObjectToObject(o, "families") : NULL;
     char *out = NULL;
     if (!P || !scratch || !fams)
         goto done;
     for (size_t i = 0, r = 0; i < t->n; i++)
         if (t->is_val[i])
-            ipr_qe_predict(qe, X + i * d, scratch, P + r++ * m);
+            ipr_bundle_predict(b, X + i * d, scratch, P + r++ * m);
     cJSON_AddNumberToObject(o, "n", (double)nv);
     cJSON_AddNumberToObject(o, "epochs", rep->epochs);
     cJSON_AddNumberToObject(o, "best_epoch", rep->best_epoch);
@@ -242,14 +244,18 @@ done:
 }
 
 /* One fit on the current split of t: learn the view from the training rows
- * (unless input is FULL), embed every row into *X (n, *d), reorder t and *X
- * training rows first (table_partition), train the QE. */
+ * (unless input is FULL) into b->view, embed every row into *X (n, *d),
+ * reorder t and *X training rows first (table_partition), train n_qe
+ * estimators with seeds cfg->seed, cfg->seed + 1, ... into b->qe. rep is the
+ * first estimator's report, with the seconds of all. */
 static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, struct table *t,
-               const struct ipr_qe_config *cfg, int quiet, struct ipr_view **view, struct ipr_qe **qe,
+               const struct ipr_qe_config *cfg, size_t n_qe, int quiet, struct ipr_bundle *b,
                float **X, size_t *d, struct ipr_qe_report *rep, double *t_embed)
 {
     int rc = IPR_OK;
-    *view = NULL, *qe = NULL, *X = NULL;
+    struct ipr_view **view = &b->view;
+    *view = NULL, *X = NULL;
+    b->n_qe = 0;
     if (input != IPR_INPUT_FULL) {
         size_t nt = 0;
         const char **tx = malloc((t->n + 1) * sizeof *tx);
@@ -284,7 +290,19 @@ static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, struct 
         size_t nva = t->n - ntr;
         struct ipr_qe_data dtr = { ntr, *d, t->m, *X, t->y },
                            dva = { nva, *d, t->m, *X + ntr * *d, t->y + ntr * t->m };
-        rc = ipr_qe_train(cfg, &dtr, nva ? &dva : NULL, qe, rep);
+        double secs = 0;
+        for (size_t k = 0; k < n_qe && rc == IPR_OK; k++) {
+            struct ipr_qe_config ck = *cfg;
+            struct ipr_qe_report rk;
+            ck.seed = cfg->seed + k;
+            if ((rc = ipr_qe_train(&ck, &dtr, nva ? &dva : NULL, &b->qe[k], &rk)) == IPR_OK) {
+                b->n_qe = k + 1;
+                secs += rk.seconds;
+                if (k == 0)
+                    *rep = rk;
+            }
+        }
+        rep->seconds = secs;
     }
     return rc;
 }
@@ -296,8 +314,8 @@ static int fit(const struct ipr_encoder *enc, enum ipr_input_mode input, struct 
  * candidates the range rule is never chosen: it degenerates). */
 #define RULE_MARGIN 0.01
 static int cross_validate(const struct ipr_encoder *enc, const struct ipr_registry *reg, enum ipr_input_mode input,
-                          struct table *t, const struct ipr_qe_config *cfg, enum ipr_rule rule, double delta,
-                          int folds, enum ipr_rule *best)
+                          struct table *t, const struct ipr_qe_config *cfg, size_t n_qe, enum ipr_rule rule,
+                          double delta, int folds, enum ipr_rule *best)
 {
     double sum_a = 0, sum_a2 = 0, sum_s = 0, by_rule[IPR_RULE_COUNT] = { 0 };
     int n_s = 0;
@@ -307,22 +325,22 @@ static int cross_validate(const struct ipr_encoder *enc, const struct ipr_regist
     printf("{\"folds\": [");
     for (int k = 0; k < folds; k++) {
         table_split_fold(t, folds, k);
-        struct ipr_view *view;
-        struct ipr_qe *qe;
+        struct ipr_bundle fb = { .reg = (struct ipr_registry *)reg };
         float *X;
         size_t d;
         struct ipr_qe_report rep = { 0 };
         double te;
-        int rc = fit(enc, input, t, cfg, 1, &view, &qe, &X, &d, &rep, &te);
+        int rc = fit(enc, input, t, cfg, n_qe, 1, &fb, &X, &d, &rep, &te);
         struct val_figures vf, vr;
-        char *js = rc == IPR_OK ? validation_report(qe, t, X, d, reg, rule, delta, &rep, &vf) : NULL;
+        char *js = rc == IPR_OK ? validation_report(&fb, t, X, d, reg, rule, delta, &rep, &vf) : NULL;
         for (int r = 0; js && r < IPR_RULE_COUNT; r++) {
-            char *jr = validation_report(qe, t, X, d, reg, (enum ipr_rule)r, delta, &rep, &vr);
+            char *jr = validation_report(&fb, t, X, d, reg, (enum ipr_rule)r, delta, &rep, &vr);
             by_rule[r] += jr && isfinite(vr.arqgc) ? vr.arqgc / folds : NAN;
             free(jr);
         }
-        ipr_view_free(view);
-        ipr_qe_free(qe);
+        ipr_view_free(fb.view);
+        for (size_t q = 0; q < fb.n_qe; q++)
+            ipr_qe_free(fb.qe[q]);
         free(X);
         if (!js)
             return rc != IPR_OK ? rc : ipr_error_set(IPR_ERR_NOMEM, "out of memory");
@@ -357,6 +375,7 @@ int cmd_train(int argc, char **argv)
         { "patience", 1, NULL, 0, { 0 }, 0 }, { "seed", 1, NULL, 0, { 0 }, 0 }, { "threads", 1, NULL, 0, { 0 }, 0 },
         { "val-frac", 1, NULL, 0, { 0 }, 0 }, { "quiet", 0, NULL, 0, { 0 }, 0 },
         { "folds", 1, NULL, 0, { 0 }, 0 }, { "verbose", 0, NULL, 0, { 0 }, 0 },
+        { "ensemble", 1, NULL, 0, { 0 }, 0 },
     };
     const size_t no = sizeof o / sizeof o[0];
     const char *pos[4], *s;
@@ -366,7 +385,11 @@ int cmd_train(int argc, char **argv)
         return started;
     const char *outp = cli_get(o, no, "o") ? cli_get(o, no, "o") : cli_get(o, no, "output");
     struct cli_opt *od = &o[0], *orr = &o[1], *ov = &o[2];
-    long folds = 0;
+    long folds = 0, n_qe = 2;
+    if ((s = cli_get(o, no, "ensemble")) && (cli_long(s, &n_qe) || n_qe < 1 || n_qe > IPR_BUNDLE_MAX_QE)) {
+        fprintf(stderr, "ipr train: --ensemble must be in [1, %d]\n", IPR_BUNDLE_MAX_QE);
+        return 2;
+    }
     if ((s = cli_get(o, no, "folds")) && (cli_long(s, &folds) || folds < 2 || folds > 50)) {
         fprintf(stderr, "ipr train: --folds must be in [2, 50]\n");
         return 2;
@@ -444,7 +467,7 @@ int cmd_train(int argc, char **argv)
 
     if (folds > 0) {
         enum ipr_rule best = rule;
-        if ((rc = cross_validate(enc, reg, input, &t, &cfg, rule, delta, (int)folds, &best)) != IPR_OK)
+        if ((rc = cross_validate(enc, reg, input, &t, &cfg, (size_t)n_qe, rule, delta, (int)folds, &best)) != IPR_OK)
             goto fail;
         if (!cli_get(o, no, "rule"))
             rule = best;
@@ -457,7 +480,8 @@ int cmd_train(int argc, char **argv)
     size_t d;
     double t_embed;
     struct ipr_qe_report rep = { 0 };
-    if ((rc = fit(enc, input, &t, &cfg, quiet, &b.view, &b.qe, &X, &d, &rep, &t_embed)) != IPR_OK)
+    b.reg = reg;
+    if ((rc = fit(enc, input, &t, &cfg, (size_t)n_qe, quiet, &b, &X, &d, &rep, &t_embed)) != IPR_OK)
         goto fail;
     size_t ntr = 0, nva = 0;
     for (size_t i = 0; i < t.n; i++)
@@ -480,7 +504,7 @@ int cmd_train(int argc, char **argv)
     time_t now = time(NULL);
     strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     struct val_figures vf;
-    if (!(m->metrics_json = validation_report(b.qe, &t, X, d, reg, rule, delta, &rep, &vf))) {
+    if (!(m->metrics_json = validation_report(&b, &t, X, d, reg, rule, delta, &rep, &vf))) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -499,7 +523,8 @@ fail:
 out:
     b.reg = NULL;
     free(b.meta.metrics_json);
-    ipr_qe_free(b.qe);
+    for (size_t q = 0; q < b.n_qe; q++)
+        ipr_qe_free(b.qe[q]);
     ipr_view_free(b.view);
     ipr_registry_free(reg);
     for (int i = 0; i < n_ds; i++)

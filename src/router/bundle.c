@@ -57,7 +57,8 @@ void ipr_bundle_free(struct ipr_bundle *b)
         return;
     free(b->meta.metrics_json);
     ipr_registry_free(b->reg);
-    ipr_qe_free(b->qe);
+    for (size_t k = 0; k < b->n_qe; k++)
+        ipr_qe_free(b->qe[k]);
     ipr_view_free(b->view);
     free(b);
 }
@@ -149,11 +150,15 @@ out:
 
 int ipr_bundle_write(const struct ipr_bundle *b, const char *path)
 {
-    enum { S_META, S_REG, S_QE, S_VIEW, S_N };
-    static const char *const tags[S_N] = { "META", "REGISTRY", "QE", "VIEW" };
+    enum { S_META, S_REG, S_VIEW, S_QE, S_N = S_QE + IPR_BUNDLE_MAX_QE };
+    char tags[S_N][9] = { "META", "REGISTRY", "VIEW" };
     uint8_t *data[S_N] = { 0 };
     size_t len[S_N] = { 0 };
-    int rc = IPR_ERR_NOMEM, n = b->view ? S_N : S_VIEW;
+    int rc = IPR_ERR_NOMEM, n = S_QE + (int)b->n_qe;
+    if (b->n_qe < 1 || b->n_qe > IPR_BUNDLE_MAX_QE)
+        return ipr_error_set(IPR_ERR_INVAL, "%s: a bundle holds 1 to %d estimators", path, IPR_BUNDLE_MAX_QE);
+    for (size_t k = 0; k < b->n_qe; k++)
+        snprintf(tags[S_QE + k], sizeof tags[0], k ? "QE%zu" : "QE", k);
 
     char *meta = meta_to_json(&b->meta), *reg = ipr_registry_to_json(b->reg);
     if (!meta || !reg) {
@@ -162,8 +167,9 @@ int ipr_bundle_write(const struct ipr_bundle *b, const char *path)
     }
     data[S_META] = (uint8_t *)meta, len[S_META] = strlen(meta);
     data[S_REG] = (uint8_t *)reg, len[S_REG] = strlen(reg);
-    if ((rc = ipr_qe_save(b->qe, &data[S_QE], &len[S_QE])) != IPR_OK)
-        goto out;
+    for (size_t k = 0; k < b->n_qe; k++)
+        if ((rc = ipr_qe_save(b->qe[k], &data[S_QE + k], &len[S_QE + k])) != IPR_OK)
+            goto out;
     if (b->view && (rc = ipr_view_save(b->view, &data[S_VIEW], &len[S_VIEW])) != IPR_OK)
         goto out;
 
@@ -171,15 +177,19 @@ int ipr_bundle_write(const struct ipr_bundle *b, const char *path)
     static const uint8_t zeros[ALIGN] = { 0 };
     const void *parts[2 + 2 * S_N];
     size_t plen[2 + 2 * S_N], np = 0;
-    uint64_t off = HEADER_SIZE + (uint64_t)n * TOC_ENTRY;
+    int nsec = n - !b->view;
+    uint64_t off = HEADER_SIZE + (uint64_t)nsec * TOC_ENTRY;
     parts[np] = head, plen[np++] = HEADER_SIZE;
-    parts[np] = toc, plen[np++] = (size_t)n * TOC_ENTRY;
+    parts[np] = toc, plen[np++] = (size_t)nsec * TOC_ENTRY;
+    int written = 0;
     for (int i = 0; i < n; i++) {
+        if (i == S_VIEW && !b->view)
+            continue;
         size_t pad = (size_t)((ALIGN - off % ALIGN) % ALIGN);
         if (pad)
             parts[np] = zeros, plen[np++] = pad;
         off += pad;
-        uint8_t *e = toc + i * TOC_ENTRY;
+        uint8_t *e = toc + written++ * TOC_ENTRY;
         uint64_t ck = XXH3_64bits(data[i], len[i]), l = len[i];
         strncpy((char *)e, tags[i], 8);
         memcpy(e + 8, &off, 8);
@@ -188,8 +198,8 @@ int ipr_bundle_write(const struct ipr_bundle *b, const char *path)
         parts[np] = data[i], plen[np++] = len[i];
         off += len[i];
     }
-    uint32_t version = IPR_BUNDLE_VERSION, ns = (uint32_t)n;
-    uint64_t tck = XXH3_64bits(toc, (size_t)n * TOC_ENTRY);
+    uint32_t version = IPR_BUNDLE_VERSION, ns = (uint32_t)written;
+    uint64_t tck = XXH3_64bits(toc, (size_t)written * TOC_ENTRY);
     memcpy(head, MAGIC, 8);
     memcpy(head + 8, &version, 4);
     memcpy(head + 12, &ns, 4);
@@ -211,6 +221,30 @@ out:
     for (int i = 0; i < S_N; i++)
         free(data[i]);
     return rc;
+}
+
+size_t ipr_bundle_scratch_floats(const struct ipr_bundle *b)
+{
+    size_t need = 0;
+    for (size_t k = 0; k < b->n_qe; k++)
+        if (ipr_qe_scratch_floats(b->qe[k]) > need)
+            need = ipr_qe_scratch_floats(b->qe[k]);
+    return need;
+}
+
+void ipr_bundle_predict(const struct ipr_bundle *b, const float *x, float *scratch, double *out)
+{
+    size_t m = b->reg->n;
+    double one[IPR_MAX_MODELS];
+    ipr_qe_predict(b->qe[0], x, scratch, out);
+    for (size_t k = 1; k < b->n_qe; k++) {
+        ipr_qe_predict(b->qe[k], x, scratch, one);
+        for (size_t j = 0; j < m; j++)
+            out[j] += one[j];
+    }
+    if (b->n_qe > 1)
+        for (size_t j = 0; j < m; j++)
+            out[j] /= (double)b->n_qe;
 }
 
 /* --- read --- */
@@ -292,8 +326,8 @@ int ipr_bundle_read(const char *path, struct ipr_bundle **out)
         }
     }
     const struct section *s_meta = find_section(sec, ns, "META"), *s_reg = find_section(sec, ns, "REGISTRY"),
-                         *s_qe = find_section(sec, ns, "QE"), *s_view = find_section(sec, ns, "VIEW");
-    if (!s_meta || !s_reg || !s_qe) {
+                         *s_view = find_section(sec, ns, "VIEW");
+    if (!s_meta || !s_reg || !find_section(sec, ns, "QE")) {
         rc = ipr_error_set(IPR_ERR_FORMAT, "%s: router bundle lacks a META, REGISTRY or QE section", path);
         goto out;
     }
@@ -301,9 +335,17 @@ int ipr_bundle_read(const char *path, struct ipr_bundle **out)
         goto out;
     if ((rc = ipr_registry_parse((const char *)map + s_reg->offset, s_reg->length, path, &b->reg)) != IPR_OK)
         goto out;
-    if ((rc = ipr_qe_load(map + s_qe->offset, s_qe->length, &b->qe)) != IPR_OK) {
-        ipr_error_wrap(rc, "%s: QE section", path);
-        goto out;
+    for (size_t k = 0; k < IPR_BUNDLE_MAX_QE; k++) {
+        char tag[9];
+        snprintf(tag, sizeof tag, k ? "QE%zu" : "QE", k);
+        const struct section *s_qe = find_section(sec, ns, tag);
+        if (!s_qe)
+            break;
+        if ((rc = ipr_qe_load(map + s_qe->offset, s_qe->length, &b->qe[k])) != IPR_OK) {
+            ipr_error_wrap(rc, "%s: %s section", path, tag);
+            goto out;
+        }
+        b->n_qe = k + 1;
     }
     if (s_view && (rc = ipr_view_load(map + s_view->offset, s_view->length, &b->view)) != IPR_OK) {
         ipr_error_wrap(rc, "%s: VIEW section", path);
@@ -313,14 +355,18 @@ int ipr_bundle_read(const char *path, struct ipr_bundle **out)
         rc = ipr_error_set(IPR_ERR_FORMAT, "%s: input mode %s needs a VIEW section", path, ipr_input_mode_name(b->meta.input));
         goto out;
     }
-    if (ipr_qe_n_models(b->qe) != b->reg->n) {
-        rc = ipr_error_set(IPR_ERR_FORMAT, "%s: QE has %zu models, registry %zu", path, ipr_qe_n_models(b->qe), b->reg->n);
-        goto out;
-    }
     size_t want = b->meta.encoder_dim * (b->meta.input == IPR_INPUT_FULL_VIEW ? 2 : 1);
-    if (ipr_qe_dim(b->qe) != want) {
-        rc = ipr_error_set(IPR_ERR_FORMAT, "%s: QE expects %zu inputs, encoder layout gives %zu", path, ipr_qe_dim(b->qe), want);
-        goto out;
+    for (size_t k = 0; k < b->n_qe; k++) {
+        if (ipr_qe_n_models(b->qe[k]) != b->reg->n) {
+            rc = ipr_error_set(IPR_ERR_FORMAT, "%s: QE has %zu models, registry %zu", path, ipr_qe_n_models(b->qe[k]),
+                               b->reg->n);
+            goto out;
+        }
+        if (ipr_qe_dim(b->qe[k]) != want) {
+            rc = ipr_error_set(IPR_ERR_FORMAT, "%s: QE expects %zu inputs, encoder layout gives %zu", path,
+                               ipr_qe_dim(b->qe[k]), want);
+            goto out;
+        }
     }
     if (b->reg->n > IPR_MAX_MODELS) {
         rc = ipr_error_set(IPR_ERR_LIMIT, "%s: %zu models, at most %d", path, b->reg->n, IPR_MAX_MODELS);

@@ -62,7 +62,7 @@ int ipr_router_open(const char *bundle_path, const char *encoder_path, struct ip
                            encoder_path, r->enc->name, (unsigned long long)r->enc->checksum, r->enc->dim);
         goto fail;
     }
-    r->in_dim = ipr_qe_dim(r->b->qe);
+    r->in_dim = ipr_qe_dim(r->b->qe[0]);
     r->fallback = r->b->reg->fallback ? ipr_registry_find(r->b->reg, r->b->reg->fallback) : -1;
     *out = r;
     return IPR_OK;
@@ -94,7 +94,7 @@ int ipr_router_ctx_new(const struct ipr_router *r, struct ipr_router_ctx **out)
         return ipr_error_set(IPR_ERR_NOMEM, "out of memory");
     c->enc = r->enc;
     c->x = calloc(r->in_dim, sizeof *c->x);
-    c->scratch = calloc(ipr_qe_scratch_floats(r->b->qe) + 1, sizeof *c->scratch);
+    c->scratch = calloc(ipr_bundle_scratch_floats(r->b) + 1, sizeof *c->scratch);
     int rc = (c->x && c->scratch) ? ipr_embed_ctx_new(r->enc, &c->ec)
                                   : ipr_error_set(IPR_ERR_NOMEM, "out of memory");
     if (rc != IPR_OK) {
@@ -144,7 +144,7 @@ int ipr_router_predict(const struct ipr_router *r, struct ipr_router_ctx *c,
     int rc = ipr_features(r->enc, r->b->view, r->b->meta.input, c->ec, &c->view, &c->view_cap, text, len, c->x);
     if (rc != IPR_OK)
         return rc;
-    ipr_qe_predict(r->b->qe, c->x, c->scratch, pred);
+    ipr_bundle_predict(r->b, c->x, c->scratch, pred);
     return IPR_OK;
 }
 
@@ -152,12 +152,12 @@ int ipr_router_predict_batch(const struct ipr_router *r, const char *const *text
                              double *P)
 {
     float *X = malloc((n * r->in_dim + 1) * sizeof *X);
-    float *scratch = malloc((ipr_qe_scratch_floats(r->b->qe) + 1) * sizeof *scratch);
+    float *scratch = malloc((ipr_bundle_scratch_floats(r->b) + 1) * sizeof *scratch);
     int rc = X && scratch ? IPR_OK : ipr_error_set(IPR_ERR_NOMEM, "out of memory for %zu prompts", n);
     if (rc == IPR_OK)
         rc = ipr_features_batch(r->enc, r->b->view, r->b->meta.input, texts, n, threads, X, NULL, NULL);
     for (size_t i = 0; rc == IPR_OK && i < n; i++)
-        ipr_qe_predict(r->b->qe, X + i * r->in_dim, scratch, P + i * r->b->reg->n);
+        ipr_bundle_predict(r->b, X + i * r->in_dim, scratch, P + i * r->b->reg->n);
     free(X);
     free(scratch);
     return rc;
