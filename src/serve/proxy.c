@@ -446,6 +446,20 @@ static void check_timeouts(struct proxy *p)
     }
 }
 
+/* Ends a job that could not be queued (no memory): 503, waiter woken, the
+ * queue's reference dropped. */
+static void fail_nomem(struct job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->state = JOB_FAILED;
+    j->status = 503;
+    snprintf(j->err, sizeof j->err, "out of memory");
+    j->done = 1;
+    job_wake_locked(j);
+    pthread_mutex_unlock(&j->mu);
+    job_release(j);
+}
+
 static void *proxy_main(void *arg)
 {
     struct proxy *p = arg;
@@ -461,14 +475,7 @@ static void *proxy_main(void *arg)
         for (size_t i = 0; i < n_in; i++) {
             struct job *j = in[i];
             if (push(&p->active, &p->n_active, &p->cap_active, j) != 0) {
-                pthread_mutex_lock(&j->mu);
-                j->state = JOB_FAILED;
-                j->status = 503;
-                snprintf(j->err, sizeof j->err, "out of memory");
-                j->done = 1;
-                job_wake_locked(j);
-                pthread_mutex_unlock(&j->mu);
-                job_release(j);
+                fail_nomem(j);
                 continue;
             }
             if (start_attempt(p, j) != 0) {
@@ -542,14 +549,7 @@ void proxy_submit(struct proxy *p, struct job *j)
     int bad = push(&p->incoming, &p->n_in, &p->cap_in, j);
     pthread_mutex_unlock(&p->mu);
     if (bad) {
-        pthread_mutex_lock(&j->mu);
-        j->state = JOB_FAILED;
-        j->status = 503;
-        snprintf(j->err, sizeof j->err, "out of memory");
-        j->done = 1;
-        job_wake_locked(j);
-        pthread_mutex_unlock(&j->mu);
-        job_release(j);
+        fail_nomem(j);
         return;
     }
     curl_multi_wakeup(p->multi);
