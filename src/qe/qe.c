@@ -311,6 +311,23 @@ static void label_means(const double *y, size_t ldy, size_t m, const size_t *row
     }
 }
 
+/* The configuration to train with (cfg_in or the defaults) and the checks
+ * both training entry points start with. */
+static int prepare(const struct ipr_qe_config *cfg_in, const struct ipr_qe_data *train,
+                   const struct ipr_qe_data *val, struct ipr_qe_config *cfg)
+{
+    int rc;
+    if (cfg_in)
+        *cfg = *cfg_in;
+    else
+        ipr_qe_config_default(cfg);
+    if ((rc = check_config(cfg)) || (rc = check_data(train, "training")))
+        return rc;
+    if (val && (rc = check_data(val, "validation")))
+        return rc;
+    return IPR_OK;
+}
+
 int ipr_qe_train(const struct ipr_qe_config *cfg_in, const struct ipr_qe_data *train,
                  const struct ipr_qe_data *val, struct ipr_qe **out, struct ipr_qe_report *rep_out)
 {
@@ -322,13 +339,7 @@ int ipr_qe_train(const struct ipr_qe_config *cfg_in, const struct ipr_qe_data *t
         return ipr_error_set(IPR_ERR_INVAL, "qe: out is NULL");
     *out = NULL;
     memset(rep, 0, sizeof *rep);
-    if (cfg_in)
-        cfg = *cfg_in;
-    else
-        ipr_qe_config_default(&cfg);
-    if ((rc = check_config(&cfg)) || (rc = check_data(train, "training")))
-        return rc;
-    if (val && ((rc = check_data(val, "validation"))))
+    if ((rc = prepare(cfg_in, train, val, &cfg)) != IPR_OK)
         return rc;
     if (val && (val->d != train->d || val->m != train->m))
         return ipr_error_set(IPR_ERR_INVAL, "qe: validation data is (d %zu, m %zu), training (d %zu, m %zu)",
@@ -501,13 +512,7 @@ int ipr_qe_add_adapter(struct ipr_qe *qe, const struct ipr_qe_config *cfg_in,
     if (!qe)
         return ipr_error_set(IPR_ERR_INVAL, "qe: add_adapter on NULL");
     memset(rep, 0, sizeof *rep);
-    if (cfg_in)
-        cfg = *cfg_in;
-    else
-        ipr_qe_config_default(&cfg);
-    if ((rc = check_config(&cfg)) || (rc = check_data(train, "training")))
-        return rc;
-    if (val && (rc = check_data(val, "validation")))
+    if ((rc = prepare(cfg_in, train, val, &cfg)) != IPR_OK)
         return rc;
     if (train->m != 1 || (val && val->m != 1))
         return ipr_error_set(IPR_ERR_INVAL, "qe: add_adapter takes one model's labels (m = 1)");
