@@ -177,27 +177,43 @@ done:
     free(p), free(q), free(c), free(e);
 }
 
-/* Validation figures of an estimator on the rows with is_val set, per model
- * family (see family_figures), as a JSON object string (malloc'd; NULL on
- * NOMEM). vf gets the mean ARQGC and saving over the families where they are
- * defined and the smallest parity tau (the default tau: every family reaches
- * the quality of its strongest model at or below it on validation). */
-static char *validation_report(const struct ipr_bundle *b, const struct table *t, const float *X, size_t d,
-                               const struct ipr_registry *reg, enum ipr_rule rule, double delta,
-                               const struct ipr_qe_report *rep, struct val_figures *vf)
+/* The bundle's averaged predictions for the validation rows of t, in row
+ * order: a malloc'd (n_val, m) matrix, or NULL on NOMEM. */
+static double *predict_val(const struct ipr_bundle *b, const struct table *t, const float *X, size_t d)
 {
     size_t m = t->m, nv = 0;
     for (size_t i = 0; i < t->n; i++)
         nv += t->is_val[i];
     double *P = malloc((nv * m + 1) * sizeof *P);
     float *scratch = malloc((ipr_bundle_scratch_floats(b) + 1) * sizeof *scratch);
+    if (P && scratch)
+        for (size_t i = 0, r = 0; i < t->n; i++)
+            if (t->is_val[i])
+                ipr_bundle_predict(b, X + i * d, scratch, P + r++ * m);
+    free(scratch);
+    if (!scratch) {
+        free(P);
+        return NULL;
+    }
+    return P;
+}
+
+/* Validation figures of predictions P (predict_val) on the rows with is_val
+ * set, per model family (see family_figures), as a JSON object string
+ * (malloc'd; NULL on NOMEM). vf gets the mean ARQGC and saving over the
+ * families where they are defined and the smallest parity tau (the default tau: every family reaches
+ * the quality of its strongest model at or below it on validation). */
+static char *validation_report(const double *P, const struct table *t, const struct ipr_registry *reg,
+                               enum ipr_rule rule, double delta, const struct ipr_qe_report *rep,
+                               struct val_figures *vf)
+{
+    size_t m = t->m, nv = 0;
+    for (size_t i = 0; i < t->n; i++)
+        nv += t->is_val[i];
     cJSON *o = cJSON_CreateObject(), *fams = o ? cJSON_AddObjectToObject(o, "families") : NULL;
     char *out = NULL;
-    if (!P || !scratch || !fams)
+    if (!P || !fams)
         goto done;
-    for (size_t i = 0, r = 0; i < t->n; i++)
-        if (t->is_val[i])
-            ipr_bundle_predict(b, X + i * d, scratch, P + r++ * m);
     cJSON_AddNumberToObject(o, "n", (double)nv);
     cJSON_AddNumberToObject(o, "epochs", rep->epochs);
     cJSON_AddNumberToObject(o, "best_epoch", rep->best_epoch);
@@ -239,7 +255,6 @@ static char *validation_report(const struct ipr_bundle *b, const struct table *t
     out = cJSON_PrintUnformatted(o);
 done:
     cJSON_Delete(o);
-    free(P), free(scratch);
     return out;
 }
 
@@ -332,12 +347,14 @@ static int cross_validate(const struct ipr_encoder *enc, const struct ipr_regist
         double te;
         int rc = fit(enc, input, t, cfg, n_qe, 1, &fb, &X, &d, &rep, &te);
         struct val_figures vf, vr;
-        char *js = rc == IPR_OK ? validation_report(&fb, t, X, d, reg, rule, delta, &rep, &vf) : NULL;
+        double *P = rc == IPR_OK ? predict_val(&fb, t, X, d) : NULL;
+        char *js = P ? validation_report(P, t, reg, rule, delta, &rep, &vf) : NULL;
         for (int r = 0; js && r < IPR_RULE_COUNT; r++) {
-            char *jr = validation_report(&fb, t, X, d, reg, (enum ipr_rule)r, delta, &rep, &vr);
+            char *jr = validation_report(P, t, reg, (enum ipr_rule)r, delta, &rep, &vr);
             by_rule[r] += jr && isfinite(vr.arqgc) ? vr.arqgc / folds : NAN;
             free(jr);
         }
+        free(P);
         ipr_view_free(fb.view);
         for (size_t q = 0; q < fb.n_qe; q++)
             ipr_qe_free(fb.qe[q]);
@@ -504,7 +521,10 @@ int cmd_train(int argc, char **argv)
     time_t now = time(NULL);
     strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     struct val_figures vf;
-    if (!(m->metrics_json = validation_report(&b, &t, X, d, reg, rule, delta, &rep, &vf))) {
+    double *P = predict_val(&b, &t, X, d);
+    m->metrics_json = P ? validation_report(P, &t, reg, rule, delta, &rep, &vf) : NULL;
+    free(P);
+    if (!m->metrics_json) {
         rc = ipr_error_set(IPR_ERR_NOMEM, "out of memory");
         goto fail;
     }
